@@ -1,0 +1,35 @@
+"""The `edgewise` command. Thin: each module parses, calls the library, prints with rich."""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from edgewise.errors import EdgewiseError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Plan, simulate and run deep learning on fleets of small devices.")
+
+
+def _wire() -> None:
+    from edgewise.cli import demo_cmd, hardware_cmd, inspect_cmd, offload_cmd, plan_cmd
+    app.command("inspect")(inspect_cmd.inspect)
+    app.command("devices")(hardware_cmd.devices)
+    app.command("clusters")(hardware_cmd.clusters)
+    app.command("profile")(hardware_cmd.profile)
+    app.command("plan")(plan_cmd.plan)
+    app.command("simulate")(plan_cmd.simulate)
+    app.command("demo")(demo_cmd.demo)
+    app.command("offload")(offload_cmd.offload)
+
+
+def main() -> None:
+    _wire()
+    try:
+        app()
+    except EdgewiseError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
