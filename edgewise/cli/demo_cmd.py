@@ -1,0 +1,5 @@
+from edgewise.errors import EdgewiseError
+
+
+def demo() -> None:
+    raise EdgewiseError("demo: not built yet")

@@ -1,0 +1,5 @@
+from edgewise.errors import EdgewiseError
+
+
+def offload(model: str) -> None:
+    raise EdgewiseError("offload: not built yet")
