@@ -1,0 +1,169 @@
+"""Building and tearing down the emulated fleet: namespaces, veth pairs, a bridge, tc, cgroups.
+
+Topology: a hub namespace holds a bridge; each device namespace joins it with a veth pair
+(`eth0` inside the device, `p<i>` on the hub). Point-to-point links are shaped at the
+sender's `eth0` with an htb class per peer address. A shared medium is one ifb device in the
+hub with a tbf at the medium's rate; every member's traffic to another member (when their
+channel is that medium) is redirected into it at the hub port, so all members queue on the
+same air time. netem is not available, so propagation latency is added by the sender
+(runtime), not here.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+from dataclasses import asdict
+from pathlib import Path
+
+from edgewise.files import write_atomic
+from edgewise.hardware.cluster import Cluster
+from edgewise.testbed.commands import sh, write_file
+from edgewise.testbed.layout import HUB, NETWORK, PREFIX, Layout
+
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu") / PREFIX.rstrip("-")
+CGROUP_CPUSET = Path("/sys/fs/cgroup/cpuset") / PREFIX.rstrip("-")
+STATE = Path(os.environ.get("EDGEWISE_TESTBED_STATE", "/run/edgewise/testbed.json"))
+CFS_PERIOD_US = 100_000
+
+
+def up(cluster: Cluster, layout: Layout) -> Path:
+    """Create the fleet (clearing any leftovers first); returns the state file describing it."""
+    down()
+    try:
+        _make_network(layout)
+        _shape_links(cluster, layout)
+        _shape_media(cluster, layout)
+        _make_cgroups(layout)
+        state = {"cluster": cluster.model_dump(mode="json"), "layout": asdict(layout)}
+        return write_atomic(STATE, json.dumps(state, indent=2))
+    except BaseException:
+        down()
+        raise
+
+
+def down() -> list[str]:
+    """Remove every namespace and cgroup the testbed made (also leftovers of a crashed run)."""
+    removed = []
+    for ns in leftover_namespaces():
+        for pid in sh("ip", "netns", "pids", ns, check=False).split():
+            _kill(int(pid))
+        sh("ip", "netns", "del", ns, check=False)
+        removed.append(ns)
+    for root in (CGROUP_CPU, CGROUP_CPUSET):
+        if root.is_dir():
+            for sub in sorted(root.iterdir()):
+                if sub.is_dir():
+                    for pid in (sub / "tasks").read_text().split():
+                        _kill(int(pid))
+                    _rmdir(sub)
+            _rmdir(root)
+    STATE.unlink(missing_ok=True)
+    return removed
+
+
+def leftover_namespaces() -> list[str]:
+    return [line.split()[0] for line in sh("ip", "netns", "list", check=False).splitlines()
+            if line.startswith(PREFIX)]
+
+
+def launch_argv(layout: Layout, node: str, argv: list[str]) -> list[str]:
+    """argv that runs `argv` inside `node`'s namespace, CPU quota and cpuset."""
+    slot = layout.slot(node)
+    name = slot.netns.removeprefix(PREFIX)
+    enter = (f"echo $$ > {CGROUP_CPU / name / 'tasks'} && echo $$ > {CGROUP_CPUSET / name / 'tasks'}"
+             f" && exec ip netns exec {slot.netns} \"$@\"")
+    return ["sh", "-c", enter, "sh", *argv]
+
+
+def _make_network(layout: Layout) -> None:
+    sh("ip", "netns", "add", HUB)
+    sh("ip", "-n", HUB, "link", "add", "br0", "type", "bridge")
+    sh("ip", "-n", HUB, "link", "set", "br0", "up")
+    for i, slot in enumerate(layout.slots):
+        sh("ip", "netns", "add", slot.netns)
+        sh("ip", "link", "add", "eth0", "netns", slot.netns, "type", "veth",
+           "peer", "name", f"p{i}", "netns", HUB)
+        sh("ip", "-n", HUB, "link", "set", f"p{i}", "master", "br0")
+        sh("ip", "-n", HUB, "link", "set", f"p{i}", "up")
+        sh("ip", "-n", slot.netns, "addr", "add", f"{slot.address}/{NETWORK.prefixlen}", "dev", "eth0")
+        sh("ip", "-n", slot.netns, "link", "set", "eth0", "up")
+        sh("ip", "-n", slot.netns, "link", "set", "lo", "up")
+
+
+def _rate(bytes_per_s: float, dilation: float) -> tuple[str, str]:
+    """tc rate and a burst big enough for it (at least one timer tick's worth of bytes)."""
+    bps = bytes_per_s / dilation
+    return f"{max(8, int(bps * 8))}bit", f"{max(32 * 1024, int(bps / 100))}b"
+
+
+def _shape_links(cluster: Cluster, layout: Layout) -> None:
+    ends: dict[str, list[tuple[str, float]]] = {}
+    for link in cluster.links:
+        ends.setdefault(link.a, []).append((link.b, link.bandwidth_bytes_per_s))
+        ends.setdefault(link.b, []).append((link.a, link.bandwidth_bytes_per_s))
+    for node, peers in ends.items():
+        ns = layout.slot(node).netns
+        sh("tc", "-n", ns, "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "1")
+        sh("tc", "-n", ns, "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:1",
+           "htb", "rate", "10gbit")
+        for k, (peer, bw) in enumerate(peers, start=10):
+            rate, burst = _rate(bw, layout.dilation)
+            sh("tc", "-n", ns, "class", "add", "dev", "eth0", "parent", "1:", "classid", f"1:{k}",
+               "htb", "rate", rate, "ceil", rate, "burst", burst)
+            sh("tc", "-n", ns, "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip",
+               "u32", "match", "ip", "dst", f"{layout.slot(peer).address}/32", "flowid", f"1:{k}")
+
+
+def _shape_media(cluster: Cluster, layout: Layout) -> None:
+    index = {s.node: i for i, s in enumerate(layout.slots)}
+    for j, medium in enumerate(cluster.media):
+        ifb = f"m{j}"
+        rate, burst = _rate(medium.bandwidth_bytes_per_s, layout.dilation)
+        sh("ip", "-n", HUB, "link", "add", ifb, "type", "ifb")
+        sh("ip", "-n", HUB, "link", "set", ifb, "up")
+        sh("tc", "-n", HUB, "qdisc", "add", "dev", ifb, "root", "tbf", "rate", rate,
+           "burst", burst, "latency", "2s")
+        for src in medium.members:
+            port = f"p{index[src]}"
+            peers = [d for d in medium.members
+                     if d != src and (ch := cluster.channel(src, d)) is not None and ch.name == medium.name]
+            if not peers:
+                continue
+            sh("tc", "-n", HUB, "qdisc", "replace", "dev", port, "handle", "ffff:", "ingress")
+            for dst in peers:
+                sh("tc", "-n", HUB, "filter", "add", "dev", port, "parent", "ffff:", "protocol", "ip",
+                   "u32", "match", "ip", "dst", f"{layout.slot(dst).address}/32",
+                   "action", "mirred", "egress", "redirect", "dev", ifb)
+
+
+def _make_cgroups(layout: Layout) -> None:
+    CGROUP_CPU.mkdir(exist_ok=True)
+    CGROUP_CPUSET.mkdir(exist_ok=True)
+    # cpuset children may only use what the parent has; the parent starts empty in cgroup v1.
+    write_file(str(CGROUP_CPUSET / "cpuset.cpus"), (CGROUP_CPUSET.parent / "cpuset.cpus").read_text().strip())
+    write_file(str(CGROUP_CPUSET / "cpuset.mems"), (CGROUP_CPUSET.parent / "cpuset.mems").read_text().strip())
+    for slot in layout.slots:
+        name = slot.netns.removeprefix(PREFIX)
+        cpu = CGROUP_CPU / name
+        cpu.mkdir(exist_ok=True)
+        write_file(str(cpu / "cpu.cfs_period_us"), str(CFS_PERIOD_US))
+        write_file(str(cpu / "cpu.cfs_quota_us"), str(max(1000, int(slot.cpu_quota_cores * CFS_PERIOD_US))))
+        cs = CGROUP_CPUSET / name
+        cs.mkdir(exist_ok=True)
+        write_file(str(cs / "cpuset.cpus"), ",".join(map(str, slot.cpus)))
+        write_file(str(cs / "cpuset.mems"), (CGROUP_CPUSET / "cpuset.mems").read_text().strip())
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _rmdir(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass  # a task still exiting keeps the cgroup busy for a moment; the next `down` retries
