@@ -20,3 +20,33 @@ class Report(BaseModel):
     peak_memory_bytes: dict[str, int] = Field(default_factory=dict)   # per device
     energy_j_per_inference: float | None = None
     time_dilation: float = 1.0                   # testbed: figures are in the cluster's own time
+
+
+def stream_metrics(begin_s: list[float], end_s: list[float], warmup: int) -> tuple[float, LatencyStats, float]:
+    """Throughput, latency percentiles and the measuring window of a stream of inputs.
+
+    `begin_s[k]` is when the first stage took input k up, `end_s[k]` when the last stage
+    finished it. The first `warmup` inputs fill the pipeline and are left out: the window runs
+    from the last warm-up completion (or the first start, without warm-up) to the last
+    completion. Simulation and measurement both report through this one function so that
+    their figures mean the same thing.
+    """
+    n = len(end_s)
+    if n == 0 or len(begin_s) != n:
+        raise ValueError("stream_metrics needs one begin and one end per input")
+    w = min(max(warmup, 0), n - 1)
+    start = max(end_s[:w]) if w else min(begin_s)
+    window = max(end_s[w:]) - start
+    lat = sorted(e - b for b, e in zip(begin_s[w:], end_s[w:]))
+    throughput = (n - w) / window if window > 0 else float("inf")
+    return throughput, LatencyStats(p50=_percentile(lat, 50), p99=_percentile(lat, 99)), window
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    pos = (len(sorted_values) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)

@@ -1,10 +1,13 @@
 """The Plan: data (JSON) that `simulate` and `run` both read. Versioned and self-contained."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edgewise.errors import EdgewiseError
 from edgewise.hardware.cluster import Cluster
 from edgewise.plan.report import Report
 
@@ -38,3 +41,25 @@ class Plan(BaseModel):
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)
+
+
+def load_plan(path: str) -> Plan:
+    """Read a Plan JSON file; any problem is one line naming the file and the field."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise EdgewiseError(f"{path}: no such plan file (make one with `edgewise plan MODEL -o {path}`)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EdgewiseError(f"{path}: not a plan JSON file ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise EdgewiseError(f"{path}: a plan is a JSON object, got {type(data).__name__}")
+    if data.get("schema") != SCHEMA_VERSION:
+        raise EdgewiseError(f"{path}: plan schema {data.get('schema')!r} is not supported "
+                            f"(this edgewise reads schema {SCHEMA_VERSION}); re-run `edgewise plan`")
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "plan"
+        raise EdgewiseError(f"{path}: {where}: {err['msg']}") from None

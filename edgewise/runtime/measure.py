@@ -1,0 +1,42 @@
+"""Turning the records of a run into a `Report`, the same shape `simulate` predicts."""
+from __future__ import annotations
+
+import statistics
+
+from edgewise.plan.report import Report, stream_metrics
+from edgewise.plan.schema import Plan
+from edgewise.runtime.worker import SeatRecord
+
+
+def report(records: list[SeatRecord], plan: Plan, n_inputs: int, warmup: int,
+           dilation: float = 1.0) -> Report:
+    """Figures in the cluster's own time: testbed times are divided by the dilation factor."""
+    last = len(plan.stages) - 1
+    begin = {k: t for r in records if r.stage == 0 for k, t in r.begin_s.items()}
+    end = {k: t for r in records if r.stage == last for k, t in r.end_s.items()}
+    ks = sorted(end)
+    throughput, latency, window = stream_metrics([begin[k] for k in ks], [end[k] for k in ks], warmup)
+    w = min(warmup, len(ks) - 1)
+    measured = set(ks[w:])
+    per_stage = []
+    for i in range(len(plan.stages)):
+        times = [t for r in records if r.stage == i for k, t in r.compute_s.items() if k in measured]
+        per_stage.append(statistics.median(times) / dilation)
+    busy = sum(t for r in records for k, t in r.compute_s.items() if k in measured)
+    bubble = max(0.0, 1.0 - busy / (len(records) * window)) if window > 0 else 0.0
+    energy = None
+    if window > 0:
+        joules = 0.0
+        for r in records:
+            dev = plan.cluster.node(r.device).device
+            b = sum(t for k, t in r.compute_s.items() if k in measured)
+            joules += dev.busy_power_w * b + dev.idle_power_w * max(0.0, window - b)
+        energy = joules / dilation / len(measured)
+    return Report(
+        source="run", inputs=len(measured), throughput_per_s=throughput * dilation,
+        latency_s=type(latency)(p50=latency.p50 / dilation, p99=latency.p99 / dilation),
+        per_stage_s=per_stage, bubble_fraction=bubble,
+        bytes_sent=round(sum(r.bytes_sent for r in records) / n_inputs),
+        peak_memory_bytes={r.device: r.param_bytes + max(0, r.peak_rss_bytes - r.base_rss_bytes)
+                           for r in records},
+        energy_j_per_inference=energy, time_dilation=dilation)

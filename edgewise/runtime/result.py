@@ -1,0 +1,42 @@
+"""What rank 0 leaves behind for the driver: the measured Report and the model's outputs.
+
+Outputs are stored the way inputs are read (runtime/inputs.py): one tensor per model output,
+inputs stacked along the first dimension in input order.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import torch
+
+from edgewise.errors import EdgewiseError
+from edgewise.files import write_atomic
+from edgewise.plan.report import Report
+from edgewise.runtime.worker import SeatRecord
+
+
+def stack_outputs(records: list[SeatRecord]) -> list[torch.Tensor]:
+    per_input = {k: outs for r in records for k, outs in r.outputs.items()}
+    ks = sorted(per_input)
+    return [torch.cat([per_input[k][i] for k in ks]) for i in range(len(per_input[ks[0]]))]
+
+
+def _save_outputs(path: str | Path, outputs: list[torch.Tensor]) -> None:
+    buf = io.BytesIO()
+    torch.save(outputs[0] if len(outputs) == 1 else outputs, buf)
+    write_atomic(path, buf.getvalue())
+
+
+def write_result(folder: Path, report: Report, outputs: list[torch.Tensor]) -> None:
+    _save_outputs(folder / "outputs.pt", outputs)
+    write_atomic(folder / "report.json", report.model_dump_json(indent=2))
+
+
+def read_result(folder: Path) -> tuple[Report, Path]:
+    try:
+        report = Report.model_validate(json.loads((folder / "report.json").read_text()))
+    except (OSError, ValueError) as e:
+        raise EdgewiseError(f"run finished without a report in {folder} ({type(e).__name__})") from e
+    return report, folder / "outputs.pt"
