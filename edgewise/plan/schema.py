@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgewise.errors import EdgewiseError
 from edgewise.hardware.cluster import Cluster
@@ -38,6 +38,18 @@ class Plan(BaseModel):
     planner: str = ""                           # which planner made it ("edgewise", "even", ...)
     stages: list[Stage] = Field(min_length=1)
     predicted: Report | None = None             # what the planner's cost model expects
+
+    @model_validator(mode="after")
+    def _devices_exist_once(self) -> "Plan":
+        known = {n.name for n in self.cluster.nodes}
+        used = [d for st in self.stages for d in st.devices]
+        for d in used:
+            if d not in known:
+                raise ValueError(f"stage device {d!r} is not in cluster {self.cluster.name!r} "
+                                 f"(devices: {sorted(known)})")
+        if len(set(used)) != len(used):
+            raise ValueError("each device may serve only one stage")
+        return self
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)

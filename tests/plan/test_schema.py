@@ -28,3 +28,23 @@ def test_wrong_schema_version_refused():
     data["schema"] = 2
     with pytest.raises(ValidationError, match="schema"):
         Plan.model_validate(data)
+
+
+def test_stage_on_unknown_device_refused():
+    data = json.loads(make_plan().to_json())
+    data["stages"][0]["devices"] = ["ghost"]
+    with pytest.raises(ValidationError, match="ghost"):
+        Plan.model_validate(data)
+
+
+def test_load_plan_errors_are_one_line(tmp_path):
+    from edgewise.errors import EdgewiseError
+    from edgewise.plan.schema import load_plan
+    cases = {"missing.json": None, "bad.json": "{not json", "list.json": "[1]",
+             "old.json": json.dumps({**json.loads(make_plan().to_json()), "schema": 0})}
+    for name, text in cases.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        with pytest.raises(EdgewiseError) as e:
+            load_plan(str(tmp_path / name))
+        assert "\n" not in str(e.value) and name in str(e.value)

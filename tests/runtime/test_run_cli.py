@@ -1,0 +1,103 @@
+"""`edgewise run` and `edgewise worker` end to end: the pipelined outputs equal the
+single-process model's, through the local driver and through `torchrun` itself."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgewise.hardware.cluster import Cluster, Device, Node
+from edgewise.plan.schema import Plan, Stage
+from edgewise.runtime.inputs import random_input
+from edgewise.runtime.partition import export_module
+from edgewise.zoo.spec import load_model
+
+DEV = Device(name="pi", peak_flops_per_s={"float32": 1e10}, memory_bytes=1 << 30,
+             mem_bandwidth_bytes_per_s=1e9)
+EDGEWISE = [sys.executable, "-m", "edgewise"]
+
+
+def write_plan(tmp_path, spec, cuts, replicas=(1,)):
+    loaded = load_model(spec)
+    names = [n.name for n in export_module(loaded.model, loaded.example_inputs).graph.nodes
+             if n.op == "call_function"]
+    bounds = [0, *cuts, len(names)]
+    stages, devices = [], []
+    for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        r = replicas[i] if i < len(replicas) else 1
+        devs = [f"d{len(devices) + j}" for j in range(r)]
+        devices += devs
+        stages.append(Stage(devices=devs, ops=names[a:b]))
+    plan = Plan(model=spec, cluster=Cluster(name="c", nodes=[Node(name=d, device=DEV) for d in devices]),
+                stages=stages)
+    path = tmp_path / "plan.json"
+    path.write_text(plan.to_json())
+    return path, loaded
+
+
+def expected(loaded, n):
+    with torch.inference_mode():
+        return torch.cat([loaded.model(*random_input(loaded.example_inputs, k)) for k in range(n)])
+
+
+def test_run_outputs_equal_single_process_with_a_replicated_stage(tmp_path, model_spec):
+    plan, loaded = write_plan(tmp_path, model_spec, cuts=[2, 5], replicas=(1, 2, 1))
+    out = tmp_path / "out.pt"
+    proc = subprocess.run(EDGEWISE + ["run", str(plan), "--inputs", "6", "--outputs", str(out), "--json"],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["source"] == "run" and report["throughput_per_s"] > 0
+    assert len(report["per_stage_s"]) == 3 and report["bytes_sent"] > 0
+    assert torch.allclose(torch.load(out, weights_only=True), expected(loaded, 6), atol=1e-5)
+
+
+def test_print_launch_gives_one_torchrun_line_per_device(tmp_path, model_spec):
+    plan, _ = write_plan(tmp_path, model_spec, cuts=[3])
+    proc = subprocess.run(EDGEWISE + ["run", str(plan), "--print-launch", "--master-addr", "198.18.0.1", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    cmds = json.loads(proc.stdout)
+    assert [c["rank"] for c in cmds] == [0, 1]
+    assert all("torchrun" in c["command"] and "--master-addr=198.18.0.1" in c["command"] for c in cmds)
+
+
+def test_the_printed_launch_runs_under_torchrun(tmp_path, model_spec):
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    plan, loaded = write_plan(tmp_path, model_spec, cuts=[4])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = tmp_path / "result"
+    procs = [subprocess.Popen([torchrun, "--nnodes=2", "--nproc-per-node=1", f"--node-rank={r}",
+                               "--master-addr=127.0.0.1", f"--master-port={port}", "--no-python",
+                               *EDGEWISE, "worker", str(plan), "--n", "4", "--result", str(result)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for r in range(2)]
+    logs = [p.communicate(timeout=240)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), logs
+    assert torch.allclose(torch.load(result / "outputs.pt", weights_only=True), expected(loaded, 4), atol=1e-5)
+    assert json.loads((result / "report.json").read_text())["inputs"] == 2
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda d: d.update(schema=7), "schema 7 is not supported"),
+    (lambda d: d.update(model="zoo:no_such_model_anywhere"), "no_such_model"),
+    (lambda d: d["stages"][0]["ops"].append("not_an_op"), "not_an_op"),
+    (lambda d: d["stages"][0].update(devices=["ghost"]), None),
+])
+def test_mismatched_plans_fail_in_one_line_before_any_process(tmp_path, model_spec, mutate, match):
+    plan, _ = write_plan(tmp_path, model_spec, cuts=[3])
+    data = json.loads(plan.read_text())
+    mutate(data)
+    plan.write_text(json.dumps(data))
+    proc = subprocess.run(EDGEWISE + ["run", str(plan), "--inputs", "2"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:")
+    if match:
+        assert match in lines[0]
