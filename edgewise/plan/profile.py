@@ -1,0 +1,142 @@
+"""What every pipeline planner needs to know about one (graph, cluster, cost, batch), precomputed.
+
+Stages are contiguous ranges [p, q) of the topological order; boundary b sits before op b.
+Everything a planner asks about a range is O(1) from prefix sums: compute time on a device
+class, parameter bytes, and the live bytes that a cut at boundary b must carry (every tensor
+produced before b and consumed at or after b, skips and graph inputs included).
+
+Devices are grouped into classes of interchangeable nodes (same catalogue device, same media,
+same kinds of links), so a planner searches over counts per class instead of device subsets.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgewise.cost.roofline import CostModel
+from edgewise.graph.opgraph import OpGraph, _dtype_bytes
+from edgewise.hardware.cluster import Channel, Cluster, Node
+
+
+@dataclass(frozen=True)
+class DeviceClass:
+    members: tuple[str, ...]        # node names, in cluster order
+    node: Node                      # a representative
+
+
+@dataclass
+class GraphProfile:
+    graph: OpGraph
+    cluster: Cluster
+    batch: int
+    classes: list[DeviceClass]
+    time_prefix_s: np.ndarray        # [class, n+1]: compute time of ops [0, b) on one device of the class
+    param_prefix_bytes: np.ndarray   # [n+1]
+    live_bytes: np.ndarray           # [n+1]: bytes live across boundary b (0 < b < n is a cut), per input
+    op_live_bytes: np.ndarray        # [n]: activations live while op i runs, per input
+    class_of: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.graph.ops)
+
+    def stage_time_s(self, k: int, p: int, q: int) -> float:
+        return float(self.time_prefix_s[k, q] - self.time_prefix_s[k, p])
+
+    def stage_memory_bytes(self, p: int, q: int) -> int:
+        """Parameters of the ops plus the largest activation working set among them."""
+        act = int(self.op_live_bytes[p:q].max()) if q > p else 0
+        return int(self.param_prefix_bytes[q] - self.param_prefix_bytes[p]) + act
+
+    def cut_bytes(self, b: int) -> int:
+        """Bytes a cut at boundary b sends per input (0 at the ends: inputs start on stage 0's
+        device and outputs are collected on the last stage's)."""
+        return int(self.live_bytes[b]) if 0 < b < self.n else 0
+
+    def lowest_start(self, k: int) -> np.ndarray:
+        """For each end q, the smallest start p such that ops [p, q) fit one device of class k
+        (q itself when not even op q-1 alone fits). Non-decreasing in q."""
+        limit = self.classes[k].node.device.memory_bytes
+        lo = np.zeros(self.n + 1, dtype=np.int64)
+        window: deque[int] = deque()   # indices of op_live_bytes in [p, q), decreasing values
+        p = 0
+        for q in range(1, self.n + 1):
+            while window and self.op_live_bytes[window[-1]] <= self.op_live_bytes[q - 1]:
+                window.pop()
+            window.append(q - 1)
+            while p < q and (self.param_prefix_bytes[q] - self.param_prefix_bytes[p]
+                             + self.op_live_bytes[window[0]]) > limit:
+                p += 1
+                while window and window[0] < p:
+                    window.popleft()
+            lo[q] = p
+        return lo
+
+
+def device_classes(cluster: Cluster) -> list[DeviceClass]:
+    """Group nodes that can swap places without changing any cost."""
+    def signature(node: Node) -> tuple:
+        media = tuple(sorted(m.name for m in cluster.media if node.name in m.members))
+        links = []
+        for link in cluster.links:
+            if node.name in (link.a, link.b):
+                other = cluster.node(link.b if link.a == node.name else link.a)
+                links.append((other.device.name, link.bandwidth_bytes_per_s, link.latency_s))
+        return node.device.model_dump_json(), media, tuple(sorted(links))
+
+    groups: dict[tuple, list[str]] = {}
+    for node in cluster.nodes:
+        groups.setdefault(signature(node), []).append(node.name)
+    return [DeviceClass(members=tuple(names), node=cluster.node(names[0])) for names in groups.values()]
+
+
+def profile(graph: OpGraph, cluster: Cluster, cost: CostModel, batch: int = 1) -> GraphProfile:
+    n = len(graph.ops)
+    classes = device_classes(cluster)
+    times = np.zeros((len(classes), n + 1))
+    for k, c in enumerate(classes):
+        times[k, 1:] = np.cumsum([cost.op_time_s(op, c.node.device, batch) for op in graph.ops])
+    params = np.zeros(n + 1, dtype=np.int64)
+    params[1:] = np.cumsum([op.param_bytes for op in graph.ops])
+
+    # A tensor produced at position p (graph inputs at -1) and last needed at position `last`
+    # is live across boundaries p+1 .. last; graph outputs are needed at the end (n).
+    index = graph.index
+    last_use: dict[str, int] = {}
+    for i, op in enumerate(graph.ops):
+        for name in op.inputs:
+            last_use[name] = i
+    for name in graph.outputs:
+        last_use[name] = n
+    diff = np.zeros(n + 2, dtype=np.int64)
+    for name, last in last_use.items():
+        if name.startswith("input:"):
+            k = int(name.split(":", 1)[1])
+            spec = graph.inputs[k] if k < len(graph.inputs) else None
+            nbytes = math.prod(spec.shape) * _dtype_bytes(spec.dtype) if spec else 0
+            p = -1
+        elif name in index:
+            p = index[name]
+            nbytes = graph.ops[p].output_bytes
+        else:
+            continue
+        diff[p + 1] += nbytes
+        diff[last + 1] -= nbytes
+    live = np.cumsum(diff)[: n + 1] * batch
+    op_live = np.array([live[i] + graph.ops[i].output_bytes * batch for i in range(n)], dtype=np.int64)
+    prof = GraphProfile(graph=graph, cluster=cluster, batch=batch, classes=classes, time_prefix_s=times,
+                        param_prefix_bytes=params, live_bytes=live, op_live_bytes=op_live)
+    prof.class_of = {name: k for k, c in enumerate(classes) for name in c.members}
+    return prof
+
+
+def class_channel(cluster: Cluster, a: DeviceClass, b: DeviceClass) -> Channel | None:
+    """The channel between a node of class a and a different node of class b."""
+    for x in a.members:
+        for y in b.members:
+            if x != y:
+                return cluster.channel(x, y)
+    return None
