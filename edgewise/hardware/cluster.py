@@ -18,6 +18,7 @@ class Device(BaseModel):
 
     name: str
     kind: Literal["cpu", "gpu", "npu"] = "cpu"
+    summary: str = ""                            # what it is, e.g. "4x Cortex-A72 @ 1.5 GHz, 4 GB"
     peak_flops_per_s: dict[str, float]          # dtype -> peak FLOP/s, e.g. {"float32": 1.3e10}
     memory_bytes: int
     mem_bandwidth_bytes_per_s: float
