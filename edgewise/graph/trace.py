@@ -1,0 +1,251 @@
+"""Tracing a PyTorch model into an OpGraph.
+
+Op level first: `torch.export` (non-strict), whose node names the profiler and the runtime
+find again by exporting the same model; then `torch.fx.symbolic_trace`. When neither can
+trace the model, it is described at module level (graph/modules.py).
+
+Every node of the traced graph carries a fake tensor (`node.meta["val"]`), so each op is
+re-run alone on fake tensors under `FlopCounterMode`: FLOPs follow torch's own convention
+and cost no real compute, which is why GPT-2 XL on the meta device traces in seconds.
+
+Pure metadata nodes (views, getitem, size queries, asserts) are folded away: they produce
+no new tensor, so an op that consumes one is linked to the real producer behind it.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from math import prod
+from typing import Any, Callable
+
+import torch
+from torch import fx
+from torch._guards import detect_fake_mode
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.fx.passes.fake_tensor_prop import FakeTensorProp
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._pytree import tree_leaves
+from torch.utils.flop_counter import FlopCounterMode
+
+from edgewise.errors import EdgewiseError
+from edgewise.graph.modules import trace_modules
+from edgewise.graph.opgraph import Op, OpGraph, TensorSpec
+
+
+def trace(model: torch.nn.Module, example_inputs: tuple, spec: str = "") -> OpGraph:
+    """Describe `model` run on `example_inputs` as an OpGraph, at the finest level that works."""
+    failures = []
+    for tracer, how in ((trace_export, "torch.export"), (trace_fx, "torch.fx")):
+        try:
+            return tracer(model, example_inputs, spec)
+        except Exception as e:  # tracers raise many types; the user needs the first line
+            failures.append(f"{how}: {first_line(e)}")
+    try:
+        return trace_modules(model, example_inputs, spec)
+    except EdgewiseError as e:
+        failures.append(f"module level: {e}")
+    raise EdgewiseError(f"cannot trace {spec or type(model).__name__!r}: " + "; ".join(failures))
+
+
+def first_line(e: BaseException) -> str:
+    lines = [ln for ln in str(e).splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0].strip()}" if lines else type(e).__name__
+
+
+def trace_export(model: torch.nn.Module, example_inputs: tuple, spec: str = "") -> OpGraph:
+    ep = torch.export.export(model, tuple(example_inputs), strict=False)
+    sig = ep.graph_signature
+    user_inputs = set(sig.user_inputs)
+    state = {**sig.inputs_to_parameters, **sig.inputs_to_buffers,
+             **sig.inputs_to_lifted_tensor_constants}
+    placeholders = [n for n in ep.graph.nodes if n.op == "placeholder"]
+    sources = {n.name: _Source(param=state[n.name]) for n in placeholders if n.name in state}
+    sources.update(_input_sources([n for n in placeholders if n.name in user_inputs]))
+
+    def run(node: fx.Node, args: tuple, kwargs: dict) -> Any:
+        return node.target(*args, **kwargs)
+
+    def value(node: fx.Node) -> Any:
+        # Higher-order ops (e.g. a no_grad region) take their body as a get_attr submodule.
+        return _attr(ep.graph_module, node.target) if node.op == "get_attr" else node.meta["val"]
+
+    return _op_graph(ep.graph, sources, value, run, _fake_mode(ep.graph), spec)
+
+
+def trace_fx(model: torch.nn.Module, example_inputs: tuple, spec: str = "") -> OpGraph:
+    gm = fx.symbolic_trace(model)
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    FakeTensorProp(gm, mode).propagate(*example_inputs)
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    sources = dict(_input_sources(placeholders))
+    for n in gm.graph.nodes:
+        if n.op == "get_attr":
+            sources[n.name] = _Source(param=n.target)
+        elif n.op == "call_module":
+            # A leaf module owns its parameters: the node is their first user.
+            prefix = f"{n.target}."
+            sources[n.name] = _Source(params_inside=tuple(
+                prefix + k for k in gm.get_submodule(n.target).state_dict()))
+
+    def run(node: fx.Node, args: tuple, kwargs: dict) -> Any:
+        if node.op == "call_module":
+            return gm.get_submodule(node.target)(*args, **kwargs)
+        if node.op == "call_method":
+            return getattr(args[0], node.target)(*args[1:], **kwargs)
+        return node.target(*args, **kwargs)
+
+    def value(node: fx.Node) -> Any:
+        return node.meta["val"]
+
+    return _op_graph(gm.graph, sources, value, run, mode, spec,
+                     state=dict(gm.state_dict(keep_vars=True)))
+
+
+@dataclass
+class _Source:
+    """What a placeholder, get_attr or leaf-module node stands for besides its output."""
+    producer: str | None = None             # "input:<i>" for a model input
+    param: str | None = None                # a parameter/buffer/constant key
+    params_inside: tuple[str, ...] = ()     # keys owned by an fx leaf module
+
+
+@dataclass
+class _Lineage:
+    """For a folded (metadata) node: the real producers and parameters behind it."""
+    producers: dict[str, None] = field(default_factory=dict)    # ordered set
+    params: dict[str, None] = field(default_factory=dict)
+
+
+def _input_sources(placeholders: list[fx.Node]) -> dict[str, _Source]:
+    tensors = [n for n in placeholders if isinstance(n.meta.get("val"), torch.Tensor)]
+    return {n.name: _Source(producer=f"input:{i}") for i, n in enumerate(tensors)}
+
+
+def _fake_mode(graph: fx.Graph) -> FakeTensorMode:
+    mode = detect_fake_mode([n.meta.get("val") for n in graph.nodes])
+    return mode if mode is not None else FakeTensorMode(allow_non_fake_inputs=True)
+
+
+def _attr(root: torch.nn.Module, target: str) -> Any:
+    obj = root
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _tensors(x: Any) -> list[torch.Tensor]:
+    return [t for t in tree_leaves(x) if isinstance(t, torch.Tensor)]
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return prod(t.shape) * t.element_size()
+
+
+def _layer(node: fx.Node) -> str:
+    stack = node.meta.get("nn_module_stack")
+    if node.op == "call_module":
+        return str(node.target)
+    if not stack:
+        return ""
+    path = list(stack.values())[-1][0]
+    return path if isinstance(path, str) else ""
+
+
+def _is_metadata(node: fx.Node, args: tuple, kwargs: dict, result: Any, flops: int) -> bool:
+    """True when the node makes no new tensor: a getitem, a size query, or a pure view."""
+    if node.target is operator.getitem:
+        return True
+    outs = _tensors(result)
+    if not outs:
+        return True
+    if flops or (isinstance(node.target, torch._ops.OpOverload) and node.target._schema.is_mutable):
+        return False
+    # A view shares storage with an input; `reshape`/`contiguous` that had to copy do not.
+    in_storages = {StorageWeakRef(t.untyped_storage()) for t in _tensors((args, kwargs))}
+    return all(StorageWeakRef(t.untyped_storage()) in in_storages for t in outs)
+
+
+def _op_graph(graph: fx.Graph, sources: dict[str, _Source], value: Callable[[fx.Node], Any],
+              run: Callable[[fx.Node, tuple, dict], Any], mode: FakeTensorMode, spec: str,
+              state: dict[str, torch.Tensor] | None = None) -> OpGraph:
+    """Walk a graph whose nodes carry fake values, re-running each op to count its FLOPs.
+
+    `state` maps parameter keys to tensors when the graph does not carry them as fake values
+    (fx); torch.export's parameter placeholders carry their own.
+    """
+    lineage: dict[str, _Lineage] = {}
+    param_bytes: dict[str, int] = {}
+    claimed: set[str] = set()
+    ops: list[Op] = []
+    inputs: list[TensorSpec] = []
+    counter = FlopCounterMode(display=False)
+    with mode, counter:
+        for node in graph.nodes:
+            src = sources.get(node.name)
+            if node.op == "output":
+                outputs = _lineage_of(node.all_input_nodes, lineage).producers
+                continue
+            if node.op in ("placeholder", "get_attr"):
+                lin = _Lineage()
+                if src and src.producer:
+                    lin.producers[src.producer] = None
+                    val = node.meta["val"]
+                    inputs.append(TensorSpec(shape=tuple(val.shape), dtype=str(val.dtype).removeprefix("torch.")))
+                if src and src.param:
+                    lin.params[src.param] = None
+                    t = node.meta.get("val") if state is None else state.get(src.param)
+                    if isinstance(t, torch.Tensor):
+                        param_bytes[src.param] = _nbytes(t)
+                lineage[node.name] = lin
+                continue
+            args = fx.node.map_arg(node.args, value)
+            kwargs = fx.node.map_arg(node.kwargs, value)
+            before = counter.get_total_flops()
+            try:
+                result = run(node, args, kwargs)
+            except Exception as e:
+                raise EdgewiseError(f"op {node.name} ({node.target}) failed on fake tensors: "
+                                    f"{first_line(e)}") from e
+            flops = counter.get_total_flops() - before
+            feeds = _lineage_of(node.all_input_nodes, lineage)
+            if src:                                       # an fx leaf module's own weights
+                for key in src.params_inside:
+                    feeds.params[key] = None
+                    param_bytes[key] = _nbytes(state[key])
+            if _is_metadata(node, args, kwargs, result, flops):
+                lineage[node.name] = feeds
+                continue
+            owned = tuple(k for k in feeds.params if k not in claimed)
+            claimed.update(owned)
+            val = node.meta.get("val", result)
+            outs = _tensors(val)
+            out_bytes = sum(_nbytes(t) for t in outs)
+            ops.append(Op(
+                name=node.name,
+                kind=str(node.target) if node.op != "call_module" else
+                type(_module_of(graph, node)).__name__,
+                layer=_layer(node),
+                inputs=tuple(feeds.producers),
+                output_shapes=tuple(tuple(int(d) for d in t.shape) for t in outs),
+                output_bytes=out_bytes,
+                flops=int(flops),
+                bytes_moved=sum(_nbytes(t) for t in _tensors((args, kwargs))) + out_bytes,
+                param_bytes=sum(param_bytes.get(k, 0) for k in owned),
+                param_names=owned,
+            ))
+            lineage[node.name] = _Lineage(producers={node.name: None})
+    op_names = {o.name for o in ops}
+    return OpGraph(model=spec, level="op", inputs=tuple(inputs),
+                   outputs=tuple(p for p in outputs if p in op_names), ops=tuple(ops))
+
+
+def _lineage_of(nodes: list[fx.Node], lineage: dict[str, _Lineage]) -> _Lineage:
+    merged = _Lineage()
+    for n in nodes:
+        merged.producers.update(lineage[n.name].producers)
+        merged.params.update(lineage[n.name].params)
+    return merged
+
+
+def _module_of(graph: fx.Graph, node: fx.Node) -> torch.nn.Module:
+    return graph.owning_module.get_submodule(node.target)
