@@ -13,6 +13,7 @@ import statistics
 from dataclasses import dataclass
 
 from edgewise.cost.roofline import CostModel
+from edgewise.errors import EdgewiseError
 from edgewise.graph.opgraph import OpGraph
 from edgewise.plan.planners import spans_of
 from edgewise.plan.profile import GraphProfile, profile
@@ -70,7 +71,8 @@ def _send(env: Environment, prof: GraphProfile, a: str, b: str, nbytes: int, dep
           what: str) -> Task:
     ch = prof.cluster.channel(a, b)
     if ch is None:
-        raise ValueError(f"no link or medium joins {a} and {b}")
+        raise EdgewiseError(f"plan: devices {a} and {b} follow each other but no link or medium of cluster "
+                            f"{prof.cluster.name} joins them")
     key = ch.name if ch.shared else f"{ch.name}:{a}->{b}"
     return env.task(f"{what} input{k} {a}->{b}", env.resource(f"channel:{key}"), nbytes / ch.bandwidth_bytes_per_s,
                     deps, lag_s=ch.latency_s, input=k, kind="transfer", bytes=nbytes)
