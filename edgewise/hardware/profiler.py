@@ -1,0 +1,221 @@
+"""Measure the machine this runs on: microbenchmarks and the time of each op of a model.
+
+Microbenchmarks time matmuls and convolutions per dtype (compute throughput), a large tensor
+copy (memory bandwidth) and a one-element add (the fixed cost of launching any op). Per-op
+timing exports the model with torch.export and runs its graph through a torch.fx.Interpreter
+that times each op of the model's OpGraph several times and keeps the median; FLOPs and bytes
+are the OpGraph's (graph/trace.py), so a row describes exactly the op the planner costs. Each
+timing becomes a `Measurement` for the profile database; nothing here writes files.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.fx
+from torch.utils._pytree import tree_leaves
+
+from edgewise.errors import EdgewiseError
+from edgewise.graph.opgraph import Op, OpGraph
+from edgewise.hardware.profile_db import Measurement, Run
+
+# Matmul sizes (n for n x n @ n x n) and copy sizes per mode: --quick finishes in seconds on a
+# small CPU; the full sweep covers the sizes where throughput saturates on CPUs and on GPUs.
+_MATMUL_N = {"quick": (128, 256), "cpu": (128, 256, 512, 1024, 2048), "gpu": (512, 1024, 2048, 4096, 8192)}
+_CONV = {"quick": ((1, 32, 28, 28),), "cpu": ((1, 64, 56, 56), (8, 64, 56, 56)),
+         "gpu": ((8, 64, 56, 56), (32, 128, 56, 56))}            # (batch, channels, height, width), 3x3
+_COPY_BYTES = {"quick": 8 << 20, "cpu": 256 << 20, "gpu": 2 << 30}
+_DTYPES = {"cpu": ("float32", "bfloat16"), "gpu": ("float32", "float16", "bfloat16")}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One microbenchmark: what it measures and how to build the call to time."""
+    kind: str
+    op_class: str
+    dtype: str
+    shape: tuple[tuple[int, ...], ...]
+    flops: float
+    bytes: float
+    build: Callable[[torch.device], Callable[[], Any]]
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.dtype} {'x'.join(map(str, self.shape[0]))}"
+
+
+def torch_device(name: str) -> torch.device:
+    """'cpu' or 'cuda' (or 'cuda:N'), checked against what this machine has."""
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise EdgewiseError(f"--device {name!r}: not a torch device; use cpu or cuda") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EdgewiseError(f"--device {name!r}: CUDA is not available on this machine; use cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise EdgewiseError(f"--device {name!r}: edgewise profiles cpu or cuda devices")
+    return dev
+
+
+def describe(dev: torch.device, command: str = "") -> Run:
+    """The run record for profiling `dev` here: label, what the device is, its memory."""
+    software = {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version()}
+    if dev.type == "cuda":
+        props = torch.cuda.get_device_properties(dev)
+        return Run(device="local-cuda", device_kind="gpu", device_model=props.name, memory_bytes=props.total_memory,
+                   host=socket.gethostname(), command=command, software=software)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    model = f"{_cpu_name()}, {torch.get_num_threads()} threads"
+    return Run(device="local", device_kind="cpu", device_model=model, memory_bytes=memory,
+               host=socket.gethostname(), command=command, software=software)
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def microbenchmark_cases(dev: torch.device, quick: bool = False) -> list[Case]:
+    """The sweep to run on `dev`: matmul and conv per dtype, a copy, the per-op overhead."""
+    family = "gpu" if dev.type == "cuda" else "cpu"
+    mode = "quick" if quick else family
+    cases = []
+    for dtype in _DTYPES[family]:
+        dt = getattr(torch, dtype)
+        size = torch.tensor([], dtype=dt).element_size()
+        for n in _MATMUL_N[mode]:
+            cases.append(Case("matmul", "matmul", dtype, ((n, n), (n, n)), 2.0 * n ** 3, 3.0 * n * n * size,
+                              _matmul(n, dt)))
+        for (b, c, h, w) in _CONV[mode]:
+            flops = 2.0 * b * c * h * w * c * 9
+            nbytes = (2 * b * c * h * w + c * c * 9) * size
+            cases.append(Case("conv", "conv", dtype, ((b, c, h, w), (c, c, 3, 3)), flops, nbytes, _conv(b, c, h, w, dt)))
+    numel = _COPY_BYTES[mode] // 4
+    cases.append(Case("memory", "memory", "float32", ((numel,),), 0.0, 2.0 * numel * 4, _copy(numel)))
+    cases.append(Case("overhead", "other", "float32", ((1,), (1,)), 0.0, 12.0, _tiny_add()))
+    return cases
+
+
+def _matmul(n: int, dtype: torch.dtype) -> Callable[[torch.device], Callable[[], Any]]:
+    def build(dev: torch.device) -> Callable[[], Any]:
+        a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
+        return lambda: torch.mm(a, b)
+    return build
+
+
+def _conv(b: int, c: int, h: int, w: int, dtype: torch.dtype) -> Callable[[torch.device], Callable[[], Any]]:
+    def build(dev: torch.device) -> Callable[[], Any]:
+        x = torch.randn(b, c, h, w, device=dev, dtype=dtype)
+        k = torch.randn(c, c, 3, 3, device=dev, dtype=dtype)
+        return lambda: torch.nn.functional.conv2d(x, k, padding=1)
+    return build
+
+
+def _copy(numel: int) -> Callable[[torch.device], Callable[[], Any]]:
+    def build(dev: torch.device) -> Callable[[], Any]:
+        src, dst = torch.randn(numel, device=dev), torch.empty(numel, device=dev)
+        return lambda: dst.copy_(src)
+    return build
+
+
+def _tiny_add() -> Callable[[torch.device], Callable[[], Any]]:
+    def build(dev: torch.device) -> Callable[[], Any]:
+        a, b = torch.ones(1, device=dev), torch.ones(1, device=dev)
+        return lambda: torch.add(a, b)
+    return build
+
+
+def median_time_s(call: Callable[[], Any], dev: torch.device, repeats: int, warmup: int = 1) -> float:
+    """Median wall time of `call` over `repeats` runs, after `warmup` untimed ones (GPU-synchronised)."""
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        call()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run_case(case: Case, dev: torch.device, repeats: int) -> Measurement:
+    with torch.no_grad():
+        t = median_time_s(case.build(dev), dev, repeats)
+    return Measurement(kind=case.kind, op_class=case.op_class, dtype=case.dtype, time_s=t, flops=case.flops,
+                       bytes=case.bytes, shape=case.shape, repeats=repeats)
+
+
+def export_for_timing(model: torch.nn.Module, example_inputs: tuple, dev: torch.device) -> tuple[torch.fx.GraphModule, tuple]:
+    """The model's exported graph (node names as in OpGraph and the runtime) and its inputs, on `dev`."""
+    model = model.to(dev).eval()
+    inputs = tuple(x.to(dev) if isinstance(x, torch.Tensor) else x for x in example_inputs)
+    try:
+        gm = torch.export.export(model, inputs, strict=False).module()
+    except Exception as e:  # torch raises many types; the user needs the first line
+        raise EdgewiseError(f"profile: torch.export failed, so ops cannot be timed: {str(e).splitlines()[0]}") from e
+    return gm, inputs
+
+
+class _OpTimer(torch.fx.Interpreter):
+    """Runs the graph once; each op of the OpGraph is timed `repeats` times and keeps the median."""
+
+    def __init__(self, gm: torch.fx.GraphModule, ops: Sequence[Op], dev: torch.device, repeats: int,
+                 model: str, classify: Callable[[str], str], on_op: Callable[[str], None] | None):
+        super().__init__(gm)
+        self.ops = {op.name: op for op in ops}
+        self.dev, self.repeats, self.model, self.classify, self.on_op = dev, repeats, model, classify, on_op
+        self.rows: list[Measurement] = []
+
+    def run_node(self, n: torch.fx.Node) -> Any:
+        op = self.ops.get(n.name) if n.op == "call_function" else None
+        if op is None:
+            return super().run_node(n)
+        args, kwargs = self.fetch_args_kwargs_from_env(n)
+        out = n.target(*args, **kwargs)             # doubles as the warm-up call
+        t = median_time_s(lambda: n.target(*args, **kwargs), self.dev, self.repeats, warmup=0)
+        tensors_in = [x for x in tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
+        floating = [x for x in tensors_in + tree_leaves(out) if isinstance(x, torch.Tensor) and x.is_floating_point()]
+        self.rows.append(Measurement(
+            kind="op", op_class=self.classify(op.kind),
+            dtype=str(floating[0].dtype).removeprefix("torch.") if floating else "",
+            time_s=t, flops=float(op.flops), bytes=float(op.bytes_moved),
+            shape=tuple(tuple(x.shape) for x in tensors_in), repeats=self.repeats, model=self.model,
+            op_name=n.name, op_kind=op.kind))
+        if self.on_op:
+            self.on_op(n.name)
+        return out
+
+
+def time_ops(gm: torch.fx.GraphModule, inputs: tuple, graph: OpGraph, dev: torch.device,
+             classify: Callable[[str], str], repeats: int = 5,
+             on_op: Callable[[str], None] | None = None) -> list[Measurement]:
+    """One row per op of `graph` (traced from the same model), in graph order; `on_op(name)` after each.
+
+    FLOPs, bytes and kind come from the OpGraph, so the rows describe exactly the ops the planner
+    costs. `classify` maps an op kind to its cost class (cost.roofline.op_class, passed in because
+    the cost layer sits below this one).
+    """
+    if graph.level != "op":
+        raise EdgewiseError(f"profile: {graph.model or 'the model'} traced only at module level; "
+                            f"per-op timing needs an op-level (torch.export) graph")
+    missing = set(graph.index) - {n.name for n in gm.graph.nodes}
+    if missing:
+        raise EdgewiseError(f"profile: ops {sorted(missing)[:3]} of the OpGraph are not in the exported graph")
+    timer = _OpTimer(gm, graph.ops, dev, repeats, graph.model, classify, on_op)
+    with torch.no_grad():
+        timer.run(*inputs)
+    return timer.rows
