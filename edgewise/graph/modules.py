@@ -1,8 +1,9 @@
 """Module-level OpGraph, for models no tracer can take apart.
 
-The units are the model's children, with every nn.Sequential / nn.ModuleList among them
-replaced by its own children (recursively): the pieces a pipeline can place on different
-devices without reading the model's forward. The model runs once, eagerly, with hooks on the
+The units are the model's children, with every nn.Sequential / nn.ModuleList among them,
+and every child that holds one deeper down, replaced by its own children (recursively): a
+ResNet's blocks, a transformer's layers, even inside a wrapper such as a Hugging Face
+`...ForCausalLM`. The model runs once, eagerly, with hooks on the
 units: FLOPs come from FlopCounterMode, shapes from the outputs, and edges from following
 each tensor back to the unit that made it (through any glue code in the model's forward).
 """
@@ -21,11 +22,14 @@ from edgewise.errors import EdgewiseError
 from edgewise.graph.opgraph import Op, OpGraph, TensorSpec
 
 
+_CONTAINERS = (nn.Sequential, nn.ModuleList)
+
+
 def units(model: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
     found = []
     for name, child in model.named_children():
         path = f"{prefix}{name}"
-        if isinstance(child, (nn.Sequential, nn.ModuleList)):
+        if any(isinstance(m, _CONTAINERS) for m in child.modules()):
             found += units(child, f"{path}.")
         else:
             found.append((path, child))

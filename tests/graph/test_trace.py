@@ -174,3 +174,25 @@ def test_module_level_error_names_the_module_that_failed():
         trace(model, (torch.ones(1, 3),), "broken")
     msg = str(err.value)
     assert "\n" not in msg and "module '1.1' failed: ValueError: bad" in msg
+
+
+def test_module_level_reaches_the_blocks_inside_a_wrapper():
+    from transformers import GPT2Config, GPT2Model
+
+    class Wrapper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lm = GPT2Model(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=50,
+                                           use_cache=False))
+
+        def forward(self, ids):
+            return self.lm(input_ids=ids).last_hidden_state
+
+    model, inputs = Wrapper().eval(), (torch.randint(0, 50, (1, 5)),)
+    graph = trace_modules(model, inputs, "wrapped")
+    names = [op.name for op in graph.ops]
+    assert "lm.h.0" in names and "lm.h.1" in names and names[-1] == "lm.ln_f"
+    assert graph.ops[names.index("lm.h.1")].inputs == ("lm.h.0",)
+    assert graph.total_flops == whole_flops(model, inputs)
+    unique = {id(t): t for t in model.state_dict(keep_vars=True).values()}
+    assert graph.total_param_bytes == sum(t.numel() * t.element_size() for t in unique.values())
