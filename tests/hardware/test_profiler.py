@@ -1,0 +1,74 @@
+"""The profiler on this machine: microbenchmarks give positive times for the work they name,
+and per-op timing gives one row per op of the model's OpGraph, under the same names."""
+import pytest
+import torch
+
+from edgewise.cost.roofline import op_class
+from edgewise.errors import EdgewiseError
+from edgewise.graph.trace import trace
+from edgewise.hardware import profiler
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3)
+        self.fc = torch.nn.Linear(8 * 6 * 6, 4)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        return self.fc(y.flatten(1)) + 1.0
+
+
+def test_quick_microbenchmarks_cover_matmul_conv_copy_and_overhead():
+    dev = profiler.torch_device("cpu")
+    cases = profiler.microbenchmark_cases(dev, quick=True)
+    assert {c.kind for c in cases} == {"matmul", "conv", "memory", "overhead"}
+    assert {c.dtype for c in cases if c.kind == "matmul"} == {"float32", "bfloat16"}
+    rows = [profiler.run_case(c, dev, repeats=2) for c in cases]
+    assert all(m.time_s > 0 and m.repeats == 2 for m in rows)
+    mm = next(m for m in rows if m.kind == "matmul")
+    n = mm.shape[0][0]
+    assert mm.flops == 2 * n ** 3 and mm.op_class == "matmul"
+
+
+def test_one_row_per_op_named_as_in_the_opgraph():
+    model, inputs = Tiny().eval(), (torch.randn(2, 3, 8, 8),)
+    graph = trace(model, inputs, "tiny")
+    dev = torch.device("cpu")
+    gm, dev_inputs = profiler.export_for_timing(model, inputs, dev)
+    seen = []
+    rows = profiler.time_ops(gm, dev_inputs, graph, dev, op_class, repeats=3, on_op=seen.append)
+    assert [m.op_name for m in rows] == [op.name for op in graph.ops] == seen
+    by_name = {m.op_name: m for m in rows}
+    for op in graph.ops:
+        m = by_name[op.name]
+        assert m.kind == "op" and m.model == "tiny" and m.time_s > 0 and m.dtype == "float32"
+        assert (m.flops, m.bytes, m.op_kind) == (op.flops, op.bytes_moved, op.kind)
+    assert by_name[graph.ops[0].name].op_class == "conv"
+    assert any(m.op_class == "matmul" and m.flops == 2 * 2 * 288 * 4 for m in rows)
+
+
+def test_unexportable_model_and_bad_device_are_one_line_errors():
+    class Branchy(torch.nn.Module):
+        def forward(self, x):
+            return x * 2 if x.sum() > 0 else x       # data-dependent control flow
+
+    with pytest.raises(EdgewiseError, match="torch.export failed"):
+        profiler.export_for_timing(Branchy(), (torch.randn(3),), torch.device("cpu"))
+    with pytest.raises(EdgewiseError, match="use cpu or cuda"):
+        profiler.torch_device("tpu")
+
+
+def test_run_record_describes_this_machine():
+    run = profiler.describe(torch.device("cpu"), command="edgewise profile")
+    assert run.device == "local" and run.device_kind == "cpu" and run.memory_bytes > 0
+    assert run.software["threads"] == 1 and run.command == "edgewise profile"
