@@ -20,8 +20,8 @@ once, done with a sparse table in numpy.
 """
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,148 +29,256 @@ from edgewise.errors import EdgewiseError
 from edgewise.plan.evaluate import StageSpan, channel_loads, evaluate, objective_value
 from edgewise.plan.profile import GraphProfile, class_channel
 
-_REL_TOL = 1e-7
+_REL_TOL = 1e-3                 # bisection stops when the period is known this closely
 
 
-@dataclass
-class _State:
-    vals: np.ndarray         # best value of a plan whose last stage ends at boundary q
-    from_p: np.ndarray       # start of that last stage
-    from_state: np.ndarray   # id of the state before it (-1: none)
-    from_r: np.ndarray       # replicas of that last stage
+def _table(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse table of argmins over each row of `a`: table[j, row, i] = argmin of a[row, i:i+2**j].
 
-
-def _window_argmin(a: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For every q: the min and argmin of a[lo[q]:q] (inf and -1 where the window is empty)."""
-    n = len(a)
-    ext = np.append(a, np.inf)                      # index n is the "nothing here" sentinel
-    table = [np.arange(n)]
+    Indices are flat positions in the padded array `ext` (row-major), whose last column is inf.
+    """
+    rows, n = a.shape
+    ext = np.concatenate([a, np.full((rows, 1), np.inf)], axis=1)
+    flat = ext.ravel()
+    levels = max(1, int(np.log2(n)) + 1) if n else 1
+    pad = (np.arange(rows) * (n + 1) + n)[:, None]             # flat index of each row's inf
+    table = np.empty((levels, rows, n), dtype=np.int64)
+    table[0] = np.arange(n)[None, :] + (np.arange(rows) * (n + 1))[:, None]
     span = 1
-    while 2 * span <= n:
-        prev = table[-1]
-        left, right = prev[: n - 2 * span + 1], prev[span: n - span + 1]
-        best = np.where(ext[left] <= ext[right], left, right)
-        table.append(np.concatenate([best, np.full(n - len(best), n)]))
+    for j in range(1, levels):
+        prev = table[j - 1]
+        m = n - 2 * span + 1
+        left, right = prev[:, :m], prev[:, span: span + m]
+        table[j, :, :m] = np.where(flat[left] <= flat[right], left, right)
+        table[j, :, m:] = pad
         span *= 2
+    return flat, table
+
+
+def _window_argmin(flat: np.ndarray, table: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every row and every q: min and (column) argmin of the row over [lo[q], q)
+    (inf and -1 where the window is empty)."""
+    n = table.shape[2]
     q = np.arange(n)
     length = q - lo
     ok = length > 0
     level = np.zeros(n, dtype=np.int64)
     level[ok] = np.floor(np.log2(length[ok])).astype(np.int64)
-    width = 1 << level
-    i1 = np.stack(table)[level, np.where(ok, lo, 0)]
-    i2 = np.stack(table)[level, np.where(ok, q - width, 0)]
-    idx = np.where(ext[i1] <= ext[i2], i1, i2)
-    vals = np.where(ok, ext[idx], np.inf)
-    return vals, np.where(ok & np.isfinite(vals), idx, -1)
+    i1 = table[level, :, np.where(ok, lo, 0)].T
+    i2 = table[level, :, np.where(ok, q - (1 << level), 0)].T
+    v1, v2 = flat[i1], flat[i2]
+    vals = np.where(ok, np.minimum(v1, v2), np.inf)
+    return vals, np.where(ok & np.isfinite(vals), np.where(v1 <= v2, i1, i2) % (n + 1), -1)
+
+
+def candidate_boundaries(prof: GraphProfile, limit: int) -> np.ndarray:
+    """All boundaries of a small graph; of a big one, the cheapest cut in each of `limit` windows
+    of equal compute, so a search over positions stays small while stages stay balanceable."""
+    n = prof.n
+    if n + 1 <= limit:
+        return np.arange(n + 1)
+    work = prof.time_prefix_s.mean(axis=0)
+    edges = np.unique(np.searchsorted(work, np.linspace(0, work[-1], limit), side="left").clip(1, n))
+    picks = [a + int(np.argmin(prof.live_bytes[a:b])) for a, b in zip(edges, edges[1:]) if b > a]
+    return np.unique(np.array([0, *picks, n]))
 
 
 class _Search:
-    """Precomputed per-class facts and one DP pass for a given mode and bound."""
+    """One DP pass for a mode and bound, vectorised over all states that use equally many devices.
 
-    def __init__(self, prof: GraphProfile):
+    A state is (devices used per class, the last stage's channel group, its replicas). Classes
+    whose channels to every class are the same share a channel group, so on one shared medium
+    the last stage's class drops out of the state.
+    """
+
+    def __init__(self, prof: GraphProfile, max_positions: int = 96):
         self.prof = prof
-        self.counts = [len(c.members) for c in prof.classes]
         k_n = len(prof.classes)
-        self.channels = [[class_channel(prof.cluster, a, b) for b in prof.classes] for a in prof.classes]
-        self.lowest_start = [prof.lowest_start(k) for k in range(k_n)]
-        cut = np.array([prof.cut_bytes(b) for b in range(prof.n + 1)], dtype=float)
-        self.cut = cut
+        self.counts = [len(c.members) for c in prof.classes]
+        self.pos = candidate_boundaries(prof, max_positions)
+        self.time = prof.time_prefix_s[:, self.pos]
+        self.lowest = [np.searchsorted(self.pos, prof.lowest_start(k)[self.pos], side="left") for k in range(k_n)]
+        self.cut = np.array([prof.cut_bytes(int(b)) for b in self.pos], dtype=float)
         self.input_bytes = float(prof.live_bytes[0])
-        # a class whose outgoing channels are all shared does not care how many replicas sent
+        self._costs: dict[tuple, np.ndarray] = {}
+        self._group_classes(k_n)
+        self._enumerate_states(k_n)
+
+    def _group_classes(self, k_n: int) -> None:
+        def entry(k: int, k2: int):
+            if k == k2 and self.counts[k] == 1:
+                return "any"                        # never used: one device cannot follow itself
+            return class_channel(self.prof.cluster, self.prof.classes[k], self.prof.classes[k2])
+
+        rows: list[list] = []
+        self.group = []
+        for k in range(k_n):
+            mine = [entry(k, k2) for k2 in range(k_n)]
+            for g, row in enumerate(rows):
+                if all(x == "any" or y == "any" or x == y for x, y in zip(mine, row)):
+                    rows[g] = [y if y != "any" else x for x, y in zip(mine, row)]
+                    self.group.append(g)
+                    break
+            else:
+                rows.append(mine)
+                self.group.append(len(rows) - 1)
+        self.channels = [[None if x == "any" else x for x in row] for row in rows]
+        # a group whose outgoing channels are all shared does not care how many replicas sent
         self.replicas_matter = [any(ch is not None and not ch.shared for ch in row) for row in self.channels]
+        self.only_compute_needs_replicas = [
+            not self.replicas_matter[self.group[k2]] and all(row[k2] is None or row[k2].shared for row in self.channels)
+            for k2 in range(k_n)]
+
+    def _enumerate_states(self, k_n: int) -> None:
+        levels: dict[int, list[tuple]] = {}
+        for used in itertools.product(*(range(c + 1) for c in self.counts)):
+            level = sum(used)
+            if level == 0:
+                levels.setdefault(0, []).append((used, -1, 1))
+                continue
+            for g in sorted({self.group[k] for k in range(k_n) if used[k]}):
+                most = max(used[k] for k in range(k_n) if self.group[k] == g)
+                for r in (range(1, most + 1) if self.replicas_matter[g] else (1,)):
+                    levels.setdefault(level, []).append((used, g, r))
+        self.levels = [levels.get(level, []) for level in range(sum(self.counts) + 1)]
+        self.row_of = {key: (level, i) for level, keys in enumerate(self.levels) for i, key in enumerate(keys)}
+        # per (level, k2, r2): source rows that may add r2 devices of class k2, and where they land
+        self.moves: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        for level, keys in enumerate(self.levels):
+            for k2 in range(k_n):
+                for r2 in range(1, self.counts[k2] + 1):
+                    src, dst = [], []
+                    for i, (used, g, r) in enumerate(keys):
+                        if used[k2] + r2 > self.counts[k2]:
+                            continue
+                        new_used = tuple(u + (r2 if j == k2 else 0) for j, u in enumerate(used))
+                        g2 = self.group[k2]
+                        src.append(i)
+                        dst.append(self.row_of[(new_used, g2, r2 if self.replicas_matter[g2] else 1)][1])
+                    if src:
+                        self.moves[(level, k2, r2)] = (np.array(src), np.array(dst))
 
     def run(self, mode: str, bound: float) -> list[StageSpan] | None:
-        prof, n = self.prof, self.prof.n
-        k_n = len(self.counts)
-        states: list[_State] = []
-        key_of: list[tuple] = []
-        keys: dict[tuple, int] = {}
-        by_level: list[list[int]] = [[] for _ in range(sum(self.counts) + 1)]
-
-        def state_id(key: tuple, level: int) -> int:
-            if key not in keys:
-                keys[key] = len(states)
-                key_of.append(key)
-                states.append(_State(np.full(n + 1, np.inf), np.full(n + 1, -1), np.full(n + 1, -1),
-                                     np.zeros(n + 1, dtype=np.int64)))
-                by_level[level].append(keys[key])
-            return keys[key]
-
-        start = state_id(((0,) * k_n, -1, 0), 0)
-        states[start].vals[0] = 0.0
-        for level in range(len(by_level)):
-            for sid in list(by_level[level]):
-                (used, k, r), st = key_of[sid], states[sid]
-                if not np.isfinite(st.vals).any():
-                    continue
-                for k2 in range(k_n):
-                    for r2 in range(1, self.counts[k2] - used[k2] + 1):
-                        if mode == "latency" and r2 > 1:
-                            break
-                        a = self._entry_values(st.vals, k, r, k2, r2, mode, bound)
-                        if a is None:
-                            continue
-                        lo = self.lowest_start[k2]
-                        if mode == "throughput":
-                            t = prof.time_prefix_s[k2]
-                            lo = np.maximum(lo, np.searchsorted(t, t - r2 * bound * (1 + 1e-12), side="left"))
-                        vals, arg = _window_argmin(a, lo)
+        n_pos, k_n = len(self.pos), len(self.counts)
+        shape = [(len(keys), n_pos) for keys in self.levels]
+        vals = [np.full(s, np.inf) for s in shape]
+        from_p = [np.full(s, -1) for s in shape]
+        from_level = [np.full(s, -1) for s in shape]
+        from_row = [np.full(s, -1) for s in shape]
+        from_k = [np.full(s, -1) for s in shape]
+        from_r = [np.zeros(s, dtype=np.int64) for s in shape]
+        vals[0][0, 0] = 0.0
+        for level, keys in enumerate(self.levels):
+            alive = np.isfinite(vals[level]).any(axis=1) if keys else np.zeros(0, bool)
+            if not alive.any():
+                continue
+            for k2 in range(k_n):
+                cached = None
+                for r2 in range(1, self.counts[k2] + 1):
+                    if mode == "latency" and r2 > 1:
+                        break
+                    move = self.moves.get((level, k2, r2))
+                    if move is None:
+                        continue
+                    keep = alive[move[0]]
+                    src, dst = move[0][keep], move[1][keep]
+                    if not len(src):
+                        continue
+                    costs = [self._entry_cost(keys[i], k2, r2, mode, bound) for i in src]
+                    # rows that can take r2 devices are a subset of those that can take fewer: when
+                    # their entry costs are the same arrays, reuse the table built for fewer
+                    at = np.searchsorted(cached[0], src) if cached is not None else None
+                    if cached is None or any(id(c) != cached[1][i] for c, i in zip(costs, at)):
+                        a = vals[level][src] + np.stack(costs)
                         if mode == "latency":
-                            vals = vals + prof.time_prefix_s[k2]
-                        new_used = tuple(u + (r2 if j == k2 else 0) for j, u in enumerate(used))
-                        rkey = r2 if self.replicas_matter[k2] else 1
-                        did = state_id((new_used, k2, rkey), level + r2)
-                        dest = states[did]
-                        better = vals < dest.vals
-                        dest.vals[better] = vals[better]
-                        dest.from_p[better] = arg[better]
-                        dest.from_state[better] = sid
-                        dest.from_r[better] = r2
-        ends = [(states[s].vals[n], s) for s in range(len(states)) if s != start]
-        best_val, best = min(ends, default=(np.inf, -1))
-        if not np.isfinite(best_val):
+                            a = a - self.time[k2]
+                        cached = (src, [id(c) for c in costs], *_table(a))
+                        at = np.arange(len(src))
+                    flat, table = cached[2], cached[3]
+                    if len(at) != len(cached[0]):
+                        table = table[:, at, :]
+                    lo = self.lowest[k2]
+                    if mode == "throughput":
+                        t = self.time[k2]
+                        lo = np.maximum(lo, np.searchsorted(t, t - r2 * bound * (1 + 1e-12), side="left"))
+                    new, arg = _window_argmin(flat, table, lo)
+                    # once r2 replicas leave stage time unconstrained, more replicas only add cost
+                    more_is_useless = self.only_compute_needs_replicas[k2] and np.all(lo <= self.lowest[k2])
+                    if mode == "latency":
+                        new = new + self.time[k2]
+                    self._merge(level + r2, dst, new, arg, level, src, k2, r2,
+                                vals, from_p, from_level, from_row, from_k, from_r)
+                    if more_is_useless:
+                        break
+        best = (np.inf, -1, -1)
+        for level in range(1, len(self.levels)):
+            if len(self.levels[level]):
+                i = int(np.argmin(vals[level][:, -1]))
+                best = min(best, (float(vals[level][i, -1]), level, i))
+        if not np.isfinite(best[0]):
             return None
-        return self._spans(states, key_of, best)
+        return self._spans(best[1], best[2], from_p, from_level, from_row, from_k, from_r)
 
-    def _entry_values(self, vals: np.ndarray, k: int, r: int, k2: int, r2: int, mode: str,
-                      bound: float) -> np.ndarray | None:
-        """Value of a plan ending at p plus what entering stage (k2, r2) at p costs."""
-        if k < 0:
-            a = vals.copy()
-            if r2 > 1 and mode == "throughput":
+    def _entry_cost(self, key: tuple, k2: int, r2: int, mode: str, bound: float) -> np.ndarray:
+        """What entering a stage of r2 devices of class k2 at each position adds to the value
+        (inf where it is not allowed). Cached: equal arguments give the very same array."""
+        used, g, r = key
+        shared_first = g < 0 and r2 > 1 and mode == "throughput"
+        ch = self.channels[self.group[k2]][k2] if g < 0 else self.channels[g][k2]
+        private = ch is not None and not ch.shared
+        ck = (g, r if private else 0, k2, r2 if (private or shared_first) else 0, mode, bound)
+        if ck in self._costs:
+            return self._costs[ck]
+        cost = np.zeros(len(self.pos))
+        if g < 0:
+            cost[1:] = np.inf                        # the first stage starts at the first op
+            if shared_first:
                 # inputs arrive on the first replica, which forwards the others' share
-                ch = self.channels[k2][k2]
                 if ch is None:
-                    return None
-                send_s = self.input_bytes / ch.bandwidth_bytes_per_s
-                if ch.shared:
-                    a = a + send_s * (r2 - 1) / r2
-                elif send_s / r2 > bound * (1 + 1e-12):
-                    return None
+                    cost[:] = np.inf
+                elif ch.shared:
+                    cost[0] = self.input_bytes / ch.bandwidth_bytes_per_s * (r2 - 1) / r2
+                elif self.input_bytes / ch.bandwidth_bytes_per_s / r2 > bound * (1 + 1e-12):
+                    cost[:] = np.inf
+        elif ch is None:
+            cost[:] = np.inf
         else:
-            ch = self.channels[k][k2]
-            if ch is None:
-                return None
             send_s = self.cut / ch.bandwidth_bytes_per_s
             if mode == "latency":
-                a = vals + np.where(self.cut > 0, send_s + ch.latency_s, 0.0)
+                cost = np.where(self.cut > 0, send_s + ch.latency_s, 0.0)
             elif ch.shared:
-                a = np.where(send_s <= bound * (1 + 1e-12), vals + send_s, np.inf)
+                cost = np.where(send_s <= bound * (1 + 1e-12), send_s, np.inf)
             else:
-                a = np.where(send_s / math.lcm(r, r2) <= bound * (1 + 1e-12), vals, np.inf)
-        if mode == "latency":
-            a = a - self.prof.time_prefix_s[k2]
-        return a
+                cost = np.where(send_s / math.lcm(r, r2) <= bound * (1 + 1e-12), 0.0, np.inf)
+        self._costs[ck] = cost
+        return cost
 
-    def _spans(self, states: list[_State], key_of: list[tuple], sid: int) -> list[StageSpan]:
+    @staticmethod
+    def _merge(level, dst, new, arg, src_level, src, k2, r2, vals, from_p, from_level, from_row, from_k, from_r):
+        """Keep, for every destination state and position, the better of what it had and `new`."""
+        todo = np.arange(len(dst))
+        while len(todo):
+            d_all = dst[todo]
+            _, first = np.unique(d_all, return_index=True)
+            pick = todo if len(first) == len(todo) else todo[first]
+            d = dst[pick]
+            cur, cand = vals[level][d], new[pick]
+            better = cand < cur
+            vals[level][d] = np.where(better, cand, cur)
+            from_p[level][d] = np.where(better, arg[pick], from_p[level][d])
+            from_level[level][d] = np.where(better, src_level, from_level[level][d])
+            from_row[level][d] = np.where(better, src[pick][:, None], from_row[level][d])
+            from_k[level][d] = np.where(better, k2, from_k[level][d])
+            from_r[level][d] = np.where(better, r2, from_r[level][d])
+            todo = todo[len(pick):] if pick is todo else np.setdiff1d(todo, pick, assume_unique=True)
+
+    def _spans(self, level, row, from_p, from_level, from_row, from_k, from_r) -> list[StageSpan]:
         stages: list[tuple[int, int, int, int]] = []
-        q = self.prof.n
-        while states[sid].from_state[q] >= 0:
-            st = states[sid]
-            p, r = int(st.from_p[q]), int(st.from_r[q])
-            stages.append((p, q, key_of[sid][1], r))
-            sid, q = int(st.from_state[q]), p
+        q = len(self.pos) - 1
+        while level > 0:
+            p, k, r = int(from_p[level][row, q]), int(from_k[level][row, q]), int(from_r[level][row, q])
+            stages.append((int(self.pos[p]), int(self.pos[q]), k, r))
+            level, row, q = int(from_level[level][row, q]), int(from_row[level][row, q]), p
         stages.reverse()
         taken = [0] * len(self.counts)
         spans = []
@@ -184,13 +292,12 @@ class _Search:
 def plan_pipeline(prof: GraphProfile, objective: str) -> list[StageSpan]:
     """The best contiguous pipeline for `objective`; EdgewiseError when nothing fits."""
     search = _Search(prof)
-    seen: list[list[StageSpan]] = []
-    latency_plan = search.run("latency", math.inf)
-    if latency_plan is None:
-        raise _nothing_fits(prof)
-    seen.append(latency_plan)
+    seen = [] if objective == "throughput" else [search.run("latency", math.inf)]
     if objective != "latency":
         seen += _bisect_period(prof, search)
+    seen = [s for s in seen if s is not None]
+    if not seen:
+        raise _nothing_fits(prof)
     costs = [(objective_value(evaluate(prof, s), objective), i) for i, s in enumerate(seen)]
     return seen[min(costs)[1]]
 
