@@ -14,20 +14,25 @@ from edgewise.zoo.spec import FORMS, load_model
 def inspect(
     model: str = typer.Argument(..., help=f"Model spec: {FORMS}."),
     as_json: bool = JsonOption,
-    depth: int = typer.Option(1, "--depth", help="Group ops by module path cut at this depth."),
+    depth: int | None = typer.Option(
+        None, "--depth", help="Group ops by module path cut at this depth "
+                              "[default: the shallowest depth that gives 8 rows or more]."),
 ) -> None:
     """Trace MODEL and print its ops by layer: output shapes, FLOPs, parameter and activation bytes."""
-    if depth < 1:
+    if depth is not None and depth < 1:
         raise EdgewiseError(f"--depth must be at least 1, got {depth}")
     loaded = load_model(model)
     graph = trace(loaded.model, loaded.example_inputs, spec=model)
     emit(graph, as_json, lambda: _render(graph, depth))
 
 
-def _render(graph, depth: int) -> None:
+def _render(graph, depth: int | None) -> None:
     table = Table(title=f"{graph.model}: {len(graph.ops)} ops, traced at {graph.level} level")
-    for col in ("layer", "ops", "output shape", "FLOPs", "params", "activations"):
-        table.add_column(col, justify="left" if col in ("layer", "output shape") else "right")
+    table.add_column("layer", overflow="fold")          # long module paths wrap, not crop
+    table.add_column("ops", justify="right")
+    table.add_column("output shape", overflow="fold")
+    for col in ("FLOPs", "params", "activations"):
+        table.add_column(col, justify="right", no_wrap=True)
     for row in by_layer(graph, depth):
         table.add_row(row.layer, str(row.ops), " ".join(str(list(s)) for s in row.output_shapes),
                       _si(row.flops), _bytes(row.param_bytes), _bytes(row.activation_bytes))

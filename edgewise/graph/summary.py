@@ -22,9 +22,20 @@ def layer_key(layer: str, depth: int) -> str:
     return ".".join(layer.split(".")[:depth]) if layer else ROOT
 
 
-def by_layer(graph: OpGraph, depth: int = 1) -> list[LayerSummary]:
-    """One row per module at `depth`, in order of first appearance. A layer whose ops are
-    interleaved with another's (a skip branch) still gets one row."""
+def auto_depth(graph: OpGraph, min_rows: int = 8) -> int:
+    """The shallowest depth that gives at least `min_rows` rows, so a wrapped model
+    (`lm.transformer.h.0...`) shows its blocks rather than one row for the wrapper."""
+    deepest = max((len(op.layer.split(".")) for op in graph.ops if op.layer), default=1)
+    for depth in range(1, deepest):
+        if len({layer_key(op.layer, depth) for op in graph.ops}) >= min_rows:
+            return depth
+    return deepest
+
+
+def by_layer(graph: OpGraph, depth: int | None = None) -> list[LayerSummary]:
+    """One row per module at `depth` (default: `auto_depth`), in order of first appearance.
+    A layer whose ops are interleaved with another's (a skip branch) still gets one row."""
+    depth = depth or auto_depth(graph)
     rows: dict[str, LayerSummary] = {}
     for op in graph.ops:
         key = layer_key(op.layer, depth)

@@ -13,6 +13,9 @@ no new tensor, so an op that consumes one is linked to the real producer behind 
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import operator
 from dataclasses import dataclass, field
 from math import prod
@@ -37,7 +40,8 @@ def trace(model: torch.nn.Module, example_inputs: tuple, spec: str = "") -> OpGr
     failures = []
     for tracer, how in ((trace_export, "torch.export"), (trace_fx, "torch.fx")):
         try:
-            return tracer(model, example_inputs, spec)
+            with _quiet():
+                return tracer(model, example_inputs, spec)
         except Exception as e:  # tracers raise many types; the user needs the first line
             failures.append(f"{how}: {first_line(e)}")
     try:
@@ -45,6 +49,19 @@ def trace(model: torch.nn.Module, example_inputs: tuple, spec: str = "") -> OpGr
     except EdgewiseError as e:
         failures.append(f"module level: {e}")
     raise EdgewiseError(f"cannot trace {spec or type(model).__name__!r}: " + "; ".join(failures))
+
+
+@contextlib.contextmanager
+def _quiet():
+    """A tracer that fails is expected here and reported in one line, so its warnings and the
+    partial graph torch.export prints to stderr would only bury that line."""
+    previous = logging.root.manager.disable
+    logging.disable(max(previous, logging.WARNING))
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logging.disable(previous)
 
 
 def first_line(e: BaseException) -> str:
@@ -83,9 +100,9 @@ def trace_fx(model: torch.nn.Module, example_inputs: tuple, spec: str = "") -> O
             sources[n.name] = _Source(param=n.target)
         elif n.op == "call_module":
             # A leaf module owns its parameters: the node is their first user.
-            prefix = f"{n.target}."
-            sources[n.name] = _Source(params_inside=tuple(
-                prefix + k for k in gm.get_submodule(n.target).state_dict()))
+            module = gm.get_submodule(n.target)
+            sources[n.name] = _Source(kind=type(module).__name__, params_inside=tuple(
+                f"{n.target}.{k}" for k in module.state_dict()))
 
     def run(node: fx.Node, args: tuple, kwargs: dict) -> Any:
         if node.op == "call_module":
@@ -107,6 +124,7 @@ class _Source:
     producer: str | None = None             # "input:<i>" for a model input
     param: str | None = None                # a parameter/buffer/constant key
     params_inside: tuple[str, ...] = ()     # keys owned by an fx leaf module
+    kind: str | None = None                 # an fx leaf module's class
 
 
 @dataclass
@@ -190,7 +208,8 @@ def _op_graph(graph: fx.Graph, sources: dict[str, _Source], value: Callable[[fx.
                 if src and src.producer:
                     lin.producers[src.producer] = None
                     val = node.meta["val"]
-                    inputs.append(TensorSpec(shape=tuple(val.shape), dtype=str(val.dtype).removeprefix("torch.")))
+                    inputs.append(TensorSpec(shape=tuple(val.shape),
+                                             dtype=str(val.dtype).removeprefix("torch.")))
                 if src and src.param:
                     lin.params[src.param] = None
                     t = node.meta.get("val") if state is None else state.get(src.param)
@@ -222,8 +241,7 @@ def _op_graph(graph: fx.Graph, sources: dict[str, _Source], value: Callable[[fx.
             out_bytes = sum(_nbytes(t) for t in outs)
             ops.append(Op(
                 name=node.name,
-                kind=str(node.target) if node.op != "call_module" else
-                type(_module_of(graph, node)).__name__,
+                kind=src.kind if src and src.kind else str(node.target),
                 layer=_layer(node),
                 inputs=tuple(feeds.producers),
                 output_shapes=tuple(tuple(int(d) for d in t.shape) for t in outs),
@@ -245,7 +263,3 @@ def _lineage_of(nodes: list[fx.Node], lineage: dict[str, _Lineage]) -> _Lineage:
         merged.producers.update(lineage[n.name].producers)
         merged.params.update(lineage[n.name].params)
     return merged
-
-
-def _module_of(graph: fx.Graph, node: fx.Node) -> torch.nn.Module:
-    return graph.owning_module.get_submodule(node.target)

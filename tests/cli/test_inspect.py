@@ -46,10 +46,13 @@ def test_depth_groups_deeper_module_paths(runner, tmp_path):
                     "def make():\n"
                     "    block = lambda: nn.Sequential(nn.Linear(4, 4), nn.ReLU())\n"
                     "    return nn.Sequential(nn.Sequential(block(), block())), (torch.randn(1, 4),)\n")
-    shallow = runner.invoke(cli.app, ["inspect", f"{path}:make"]).output
+    shallow = runner.invoke(cli.app, ["inspect", f"{path}:make", "--depth", "1"]).output
     deep = runner.invoke(cli.app, ["inspect", f"{path}:make", "--depth", "2"]).output
+    auto = runner.invoke(cli.app, ["inspect", f"{path}:make"]).output
     assert "│ 0 " in shallow and "│ 0.1 " not in shallow
     assert "│ 0.0 " in deep and "│ 0.1 " in deep
+    # Fewer than 8 rows at every depth: the default shows the deepest modules.
+    assert "│ 0.0.0 " in auto and "│ 0.1.1 " in auto
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -71,3 +74,18 @@ def test_real_command_exits_2_with_one_error_line():
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: unknown zoo model 'gtp2'; did you mean zoo:gpt2?"]
+
+
+def test_fallback_to_module_level_is_said_and_leaves_stderr_clean(tmp_path):
+    path = tmp_path / "untraceable.py"
+    path.write_text("import torch\nfrom torch import nn\n"
+                    "class Gate(nn.Module):\n"
+                    "    def forward(self, x):\n"
+                    "        return x if x.sum() > 0 else -x\n"
+                    "def make():\n"
+                    "    return nn.Sequential(nn.Linear(4, 4), Gate()), (torch.randn(1, 4),)\n")
+    proc = subprocess.run([sys.executable, "-m", "edgewise", "inspect", f"{path}:make", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == ""
+    graph = json.loads(proc.stdout)
+    assert graph["level"] == "module" and [op["name"] for op in graph["ops"]] == ["0", "1"]

@@ -196,3 +196,16 @@ def test_module_level_reaches_the_blocks_inside_a_wrapper():
     assert graph.total_flops == whole_flops(model, inputs)
     unique = {id(t): t for t in model.state_dict(keep_vars=True).values()}
     assert graph.total_param_bytes == sum(t.numel() * t.element_size() for t in unique.values())
+
+
+def test_summary_picks_a_depth_that_shows_the_blocks_of_a_wrapped_model():
+    from edgewise.graph.summary import auto_depth, by_layer
+
+    wrapped = nn.Sequential(nn.Sequential(*[nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+                                            for _ in range(10)]))
+    graph = trace(wrapped.eval(), (torch.randn(1, 4),))
+    assert auto_depth(graph) == 2
+    rows = by_layer(graph)
+    assert [r.layer for r in rows] == [f"0.{i}" for i in range(10)]
+    assert sum(r.flops for r in rows) == graph.total_flops
+    assert rows[-1].output_shapes == ((1, 4),) and all(r.ops == 2 for r in rows)
