@@ -32,7 +32,7 @@ def _crc(buf: torch.Tensor) -> int:
 
 def write_layer(path: Path, buf: torch.Tensor, layout: LayerLayout) -> None:
     """Write atomically: a crash leaves the old file or none, never half a file."""
-    meta = {"layout": layout.model_dump_json(), "crc32": str(_crc(buf))}
+    meta = {"layout": layout.to_json(), "crc32": str(_crc(buf))}
     write_atomic(path, save({TENSOR: buf.contiguous()}, metadata=meta))
 
 
@@ -48,7 +48,7 @@ def open_layer(path: Path) -> tuple[torch.Tensor, LayerLayout]:
             header = json.loads(f.read(hlen))
         meta = header["__metadata__"]
         begin, end = header[TENSOR]["data_offsets"]
-        layout = LayerLayout.model_validate_json(meta["layout"])
+        layout = LayerLayout.from_json(meta["layout"])
         if 8 + hlen + end > size or end - begin != layout.nbytes:
             raise ValueError(f"data is {size - 8 - hlen} bytes, the header promises {end}")
         mapped = torch.from_file(str(path), shared=False, size=size, dtype=torch.uint8)

@@ -48,6 +48,11 @@ def _nbytes(tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+def _human(n: int) -> str:
+    unit = next(u for u, k in (("GiB", 30), ("MiB", 20), ("KiB", 10), ("B", 0)) if n >= 1 << k or k == 0)
+    return f"{n / (1 << dict(GiB=30, MiB=20, KiB=10, B=0)[unit]):.2f}{unit}"
+
+
 @dataclass
 class _Slot:
     staging: torch.Tensor
@@ -79,14 +84,15 @@ class OffloadEngine:
     """Attach to `model` (in place) so that `model(...)` / `model.generate(...)` stream layers.
 
     `gpu_memory_bytes` bounds weights kept on the device (non-layer weights, the two slots,
-    resident layers) plus `reserve_bytes` for activations and the KV cache; None keeps all
-    layers that fit in the device's free memory. `resident_layers` forces how many stay resident.
+    resident layers) plus `reserve_bytes` for activations and the KV cache (default: 512 MiB or
+    a tenth of the budget, the smaller); None keeps all layers that fit in the device's free
+    memory. `resident_layers` forces how many stay resident (the first ones).
     """
 
     def __init__(self, model: nn.Module, device: str | torch.device = "cuda", *,
                  codec: Codec = "dense", storage: Storage = "host", disk_dir: str | Path | None = None,
                  gpu_memory_bytes: int | None = None, resident_layers: int | None = None,
-                 block: int = DEFAULT_BLOCK, reserve_bytes: int = 512 << 20):
+                 block: int = DEFAULT_BLOCK, reserve_bytes: int | None = None):
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
         if self.cuda and not torch.cuda.is_available():
@@ -102,13 +108,15 @@ class OffloadEngine:
         slot_bytes = SLOTS * max(layer_bytes) * (2 if codec == "bitmap" else 1)  # bitmap: staging + weights
         if resident_layers is None:
             budget = gpu_memory_bytes if gpu_memory_bytes is not None else self._free_device_bytes()
+            if reserve_bytes is None:  # activations and KV cache of batch-1 decoding
+                reserve_bytes = min(512 << 20, budget // 10)
             spare = budget - reserve_bytes - fixed
             if spare >= sum(layer_bytes):
                 resident_layers = n
             elif spare - slot_bytes < 0:
                 raise EdgewiseError(
-                    f"--gpu-memory {budget / 2**30:.2f}GiB is too small: this model needs at least "
-                    f"{(fixed + slot_bytes + reserve_bytes) / 2**30:.2f}GiB to stream its layers")
+                    f"--gpu-memory {_human(budget)} is too small: this model needs at least "
+                    f"{_human(fixed + slot_bytes + reserve_bytes)} to stream its layers")
             else:
                 resident_layers = min(n - 1, int((spare - slot_bytes) // max(layer_bytes)))
         self.resident = list(range(min(resident_layers, n)))

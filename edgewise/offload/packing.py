@@ -6,10 +6,11 @@ GPU side can view them out of its staging buffer without copying.
 """
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import torch
-from pydantic import BaseModel
 
 from edgewise.codecs import bitmap
 
@@ -17,12 +18,15 @@ Codec = Literal["dense", "bitmap"]
 ALIGN = 64  # every piece starts on a 64-byte boundary: aligned views and full-width GPU loads
 
 
-class Span(BaseModel):
+# Plain dataclasses, not pydantic: the engine must import on GPU machines that lack pydantic.
+@dataclass(frozen=True)
+class Span:
     offset: int
     nbytes: int
 
 
-class PackedParam(BaseModel):
+@dataclass
+class PackedParam:
     name: str
     shape: tuple[int, ...]
     dtype: str
@@ -33,14 +37,30 @@ class PackedParam(BaseModel):
     values: Span | None = None
 
 
-class LayerLayout(BaseModel):
+@dataclass
+class LayerLayout:
     codec: Codec
     nbytes: int
     dense_nbytes: int
-    params: list[PackedParam]
+    params: list[PackedParam] = field(default_factory=list)
 
     def shapes(self) -> list[tuple[str, tuple[int, ...], str]]:
         return [(p.name, p.shape, p.dtype) for p in self.params]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "LayerLayout":
+        """Parse a layout written by `to_json`; raises ValueError/KeyError/TypeError if malformed."""
+        d = json.loads(text)
+        spans = ("raw", "bitmap", "starts", "values")
+        params = [PackedParam(**{**p, "shape": tuple(p["shape"]),
+                                 **{k: Span(**p[k]) if p.get(k) else None for k in spans}})
+                  for p in d["params"]]
+        if d["codec"] not in ("dense", "bitmap"):
+            raise ValueError(f"codec {d['codec']!r}")
+        return cls(codec=d["codec"], nbytes=int(d["nbytes"]), dense_nbytes=int(d["dense_nbytes"]), params=params)
 
 
 def _dtype(name: str) -> torch.dtype:
