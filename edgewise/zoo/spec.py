@@ -40,6 +40,9 @@ def load_model(spec: str) -> LoadedModel:
     path, sep, factory = spec.rpartition(":")
     if sep and path.endswith(".py"):
         return _checked(spec, *_call_factory(spec, _import_file(spec, path), factory))
+    if spec.endswith(".py"):
+        raise EdgewiseError(f"model spec {spec!r} names no factory; write {spec}:FUNCTION, "
+                            f"where FUNCTION() returns (model, example_inputs)")
     raise EdgewiseError(f"model spec {spec!r} is not one of {FORMS}")
 
 

@@ -105,6 +105,7 @@ def test_missing_or_broken_files_are_one_line_errors(tmp_path):
     junk.write_bytes(b"\x00not an onnx model at all\xff" * 10)
     assert "not a readable ONNX model" in bad(str(junk))
     assert "is not one of" in bad("resnet50")
+    assert "names no factory; write models.py:FUNCTION" in bad("models.py")
 
 
 def _onnx_mlp(path):
