@@ -34,7 +34,7 @@ from edgewise.files import write_atomic
 from edgewise.graph.trace import trace
 from edgewise.hardware.cluster_io import load_cluster
 from edgewise.plan.evaluate import StageSpan, channel_loads, evaluate
-from edgewise.plan.pipeline import _bisect_period, _Search
+from edgewise.plan.pipeline import bisect_period, PipelineSearch
 from edgewise.plan.planners import edgewise_planner, even_planner, spans_of
 from edgewise.plan.profile import profile
 from edgewise.sim.pipeline import simulate
@@ -99,8 +99,8 @@ def measure(graph, cluster, inputs: int) -> dict:
     row["of_compute_bound"] = sim.throughput_per_s / compute_bound
     row["of_link_bound"] = sim.throughput_per_s / link_bound if math.isfinite(link_bound) else 0.0
     # brute force on the graph coarsened to ~12 blocks, against the planner on the same cut points
-    search = _Search(prof, max_positions=BLOCKS + 1)
-    planned = min(evaluate(prof, s).period_s for s in _bisect_period(prof, search))
+    search = PipelineSearch(prof, max_positions=BLOCKS + 1)
+    planned = min(evaluate(prof, s).period_s for s in bisect_period(prof, search))
     brute = brute_force_period(prof, [int(p) for p in search.pos])
     row["coarse_blocks"] = int(len(search.pos) - 1)
     row["vs_brute_force"] = brute / planned if planned > 0 else 1.0     # 1.0 = as good as brute force

@@ -83,7 +83,7 @@ def candidate_boundaries(prof: GraphProfile, limit: int) -> np.ndarray:
     return np.unique(np.array([0, *picks, n]))
 
 
-class _Search:
+class PipelineSearch:
     """One DP pass for a mode and bound, vectorised over all states that use equally many devices.
 
     A state is (devices used per class, the last stage's channel group, its replicas). Classes
@@ -291,18 +291,18 @@ class _Search:
 
 def plan_pipeline(prof: GraphProfile, objective: str) -> list[StageSpan]:
     """The best contiguous pipeline for `objective`; EdgewiseError when nothing fits."""
-    search = _Search(prof)
+    search = PipelineSearch(prof)
     seen = [] if objective == "throughput" else [search.run("latency", math.inf)]
     if objective != "latency":
-        seen += _bisect_period(prof, search)
+        seen += bisect_period(prof, search)
     seen = [s for s in seen if s is not None]
     if not seen:
-        raise _nothing_fits(prof)
+        raise nothing_fits(prof)
     costs = [(objective_value(evaluate(prof, s), objective), i) for i, s in enumerate(seen)]
     return seen[min(costs)[1]]
 
 
-def _bisect_period(prof: GraphProfile, search: _Search) -> list[list[StageSpan]]:
+def bisect_period(prof: GraphProfile, search: PipelineSearch) -> list[list[StageSpan]]:
     """Plans visited while bisecting the period bound; the best of them is throughput-optimal."""
     found = []
     first = search.run("throughput", math.inf)
@@ -310,10 +310,11 @@ def _bisect_period(prof: GraphProfile, search: _Search) -> list[list[StageSpan]]
         return found
     found.append(first)
     hi = evaluate(prof, first).period_s
-    # no plan beats the fleet's compute bound, nor the least medium load any plan has
-    compute_bound = 1.0 / sum(len(c.members) / prof.time_prefix_s[k, -1] for k, c in enumerate(prof.classes)
-                              if prof.time_prefix_s[k, -1] > 0) if prof.time_prefix_s[:, -1].max() > 0 else 0.0
-    lo = max(compute_bound, _medium_load(prof, first) if _single_medium(prof) else 0.0) * (1 - 1e-9)
+    # no plan beats every op on its fastest class spread evenly over all devices, nor the
+    # least medium load any plan has (what the unbounded pass found)
+    op_s = np.diff(prof.time_prefix_s, axis=1)
+    spread = float(op_s.min(axis=0).sum()) / len(prof.cluster.nodes)
+    lo = max(spread, _medium_load(prof, first) if len(prof.cluster.media) <= 1 else 0.0) * (1 - 1e-9)
     for _ in range(64):
         if not math.isfinite(hi) or hi <= lo * (1 + _REL_TOL) or hi <= 0:
             break
@@ -332,28 +333,24 @@ def _bisect_period(prof: GraphProfile, search: _Search) -> list[list[StageSpan]]
     return found
 
 
-def _single_medium(prof: GraphProfile) -> bool:
-    return len(prof.cluster.media) <= 1
-
-
 def _medium_load(prof: GraphProfile, spans: list[StageSpan]) -> float:
     """With no bound the pass minimises medium load alone: a lower bound on every plan's period."""
     loads = channel_loads(prof, spans) or {}
     return sum(v for key, v in loads.items() if any(key == m.name for m in prof.cluster.media))
 
 
-def _nothing_fits(prof: GraphProfile) -> EdgewiseError:
+def nothing_fits(prof: GraphProfile) -> EdgewiseError:
     largest = max(prof.cluster.nodes, key=lambda nd: nd.device.memory_bytes)
     worst_op = int(max(prof.stage_memory_bytes(i, i + 1) for i in range(prof.n)))
     total = sum(nd.device.memory_bytes for nd in prof.cluster.nodes)
     need = prof.stage_memory_bytes(0, prof.n)
     return EdgewiseError(
         f"model {prof.graph.model} does not fit cluster {prof.cluster.name}: it needs "
-        f"{_gib(need)} in all and {_gib(worst_op)} for its largest op, the largest device "
-        f"({largest.name}) has {_gib(largest.device.memory_bytes)} and all {len(prof.cluster.nodes)} "
-        f"devices together {_gib(total)}")
+        f"{gib(need)} in all and {gib(worst_op)} for its largest op, the largest device "
+        f"({largest.name}) has {gib(largest.device.memory_bytes)} and all {len(prof.cluster.nodes)} "
+        f"devices together {gib(total)}")
 
 
-def _gib(nbytes: float) -> str:
+def gib(nbytes: float) -> str:
     return f"{nbytes / 2**30:.2f} GiB"
 

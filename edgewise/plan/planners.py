@@ -14,7 +14,7 @@ from edgewise.errors import EdgewiseError
 from edgewise.graph.opgraph import OpGraph
 from edgewise.hardware.cluster import Cluster
 from edgewise.plan.evaluate import PipelineCost, StageSpan, evaluate
-from edgewise.plan.pipeline import _gib, plan_pipeline
+from edgewise.plan.pipeline import gib, plan_pipeline
 from edgewise.plan.profile import GraphProfile, profile
 from edgewise.plan.report import LatencyStats, Report
 from edgewise.plan.schema import Objective, Plan, Stage
@@ -100,5 +100,5 @@ def _check_fits(prof: GraphProfile, spans: list[StageSpan], planner: str) -> lis
         for d in s.devices:
             need, has = prof.stage_memory_bytes(s.start, s.end), prof.cluster.node(d).device.memory_bytes
             if need > has:
-                raise EdgewiseError(f"{planner} plan: stage on {d} needs {_gib(need)}, the device has {_gib(has)}")
+                raise EdgewiseError(f"{planner} plan: stage on {d} needs {gib(need)}, the device has {gib(has)}")
     return spans
