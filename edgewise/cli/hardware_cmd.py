@@ -136,41 +136,33 @@ def profile(
 ) -> None:
     """Measure this machine (matmul, conv, memory bandwidth; each op of MODEL) into the profile database,
     then fit the cost model's efficiencies from it."""
-    import torch
-
     from edgewise.cost.fit import fit_devices
     from edgewise.cost.roofline import op_class
     from edgewise.hardware import profiler
     from edgewise.hardware.profile_db import ProfileDB, default_db_path
 
     dev = profiler.torch_device(on)
-    reps = repeats or (3 if quick else 10)
     path = db or default_db_path()
     with ProfileDB(path) as store:      # opened first: a bad --db fails before minutes of measuring
-        graph = loaded = None
+        target = None
         if model is not None:
             from edgewise.graph.trace import trace
             from edgewise.zoo.spec import load_model
             loaded = load_model(model)
-            graph = trace(loaded.model, loaded.example_inputs, model)
-        cases = profiler.microbenchmark_cases(dev, quick)
-        run = profiler.describe(dev, command=" ".join(["edgewise", *sys.argv[1:]]))
-        rows = []
+            target = (loaded.model, loaded.example_inputs, trace(loaded.model, loaded.example_inputs, model))
         with Progress(console=err_console, disable=as_json, transient=True) as bar:
-            task = bar.add_task(f"microbenchmarks on {run.device}", total=len(cases))
-            for case in cases:
-                bar.update(task, description=case.label)
-                rows.append(profiler.run_case(case, dev, reps))
-                bar.advance(task)
-            if graph is not None:
-                gm, inputs = profiler.export_for_timing(loaded.model, loaded.example_inputs, dev)
-                task = bar.add_task(f"ops of {model}", total=len(graph.ops))
-                rows += profiler.time_ops(gm, inputs, graph, dev, op_class, reps, on_op=lambda _: bar.advance(task))
+            tasks: dict[str, int] = {}
+
+            def progress(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(phase, total=total)
+                bar.update(tasks[phase], completed=done)
+
+            run, rows = profiler.profile_device(dev, op_class, quick, repeats or (3 if quick else 10), target,
+                                                command=" ".join(["edgewise", *sys.argv[1:]]), progress=progress)
         run_id = store.record(run, rows)
         measured = store.measured_device(run.device)
         fitted = fit_devices(store, devices=[run.device])[run.device]
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
     result = {
         "db": str(path), "run_id": run_id, "host": run.host, "device": measured,
         "microbenchmarks": [{"kind": m.kind, "dtype": m.dtype, "shape": m.shape, "time_s": m.time_s,

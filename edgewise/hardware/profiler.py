@@ -219,3 +219,25 @@ def time_ops(gm: torch.fx.GraphModule, inputs: tuple, graph: OpGraph, dev: torch
     with torch.no_grad():
         timer.run(*inputs)
     return timer.rows
+
+
+def profile_device(dev: torch.device, classify: Callable[[str], str], quick: bool = False, repeats: int = 10,
+                   model: tuple[torch.nn.Module, tuple, OpGraph] | None = None, command: str = "",
+                   progress: Callable[[str, int, int], None] | None = None) -> tuple[Run, list[Measurement]]:
+    """Everything `edgewise profile` measures on `dev`: the microbenchmark sweep, then each op of
+    `model` (module, example inputs, its OpGraph) when given. `progress(phase, done, total)` after
+    each step. Returns the run record and its rows, for `ProfileDB.record`."""
+    report = progress or (lambda phase, done, total: None)
+    run = describe(dev, command)
+    cases = microbenchmark_cases(dev, quick)
+    rows = []
+    for i, case in enumerate(cases):
+        rows.append(run_case(case, dev, repeats))
+        report(f"microbenchmarks on {run.device}", i + 1, len(cases))
+    if model is not None:
+        module, example_inputs, graph = model
+        gm, inputs = export_for_timing(module, example_inputs, dev)
+        done = iter(range(1, len(graph.ops) + 1))
+        rows += time_ops(gm, inputs, graph, dev, classify, repeats,
+                         on_op=lambda _: report(f"ops of {graph.model}", next(done), len(graph.ops)))
+    return run, rows

@@ -82,3 +82,21 @@ def test_fit_from_the_database_costs_ops_like_the_measurements(tmp_path):
 def test_missing_database_is_one_line(tmp_path):
     with pytest.raises(EdgewiseError, match="run `edgewise profile` first"):
         fit_cost_model(tmp_path / "none.db")
+
+
+def test_ops_that_beat_the_copy_benchmark_are_fitted_by_the_search():
+    # Linear layers stream cached weights 6x faster than the DRAM copy benchmark (0.5), which is
+    # the only row the read-off step can use for memory; the search must find 3.0 from the ops.
+    cached = Efficiency(compute=TRUE.compute, memory=3.0, overhead_s=TRUE.overhead_s)
+    rows = [Measurement("overhead", "other", "float32", TRUE.overhead_s, bytes=12)]
+    dram = Efficiency(compute=TRUE.compute, memory=0.5, overhead_s=TRUE.overhead_s)
+    rows += [Measurement("memory", "memory", "float32", roofline_time(0, 1e8, "other", eff=dram), bytes=1e8)]
+    sizes = [2e5 * k for k in range(1, 11)]
+    # elementwise ops on small tensors: all overhead, so they cannot show the memory rate
+    rows += [Measurement("op", "other", "float32", roofline_time(0, b / 1e3, "other", eff=cached), bytes=b / 1e3)
+             for b in sizes]
+    rows += [Measurement("op", "matmul", "float32", roofline_time(b / 4, b, "matmul", eff=cached), flops=b / 4, bytes=b)
+             for b in sizes]
+    fitted = fit_efficiency(rows, PI)
+    assert fitted.efficiency.memory == pytest.approx(3.0, rel=0.01)
+    assert fitted.median_error < 0.01
