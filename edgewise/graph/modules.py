@@ -10,16 +10,16 @@ each tensor back to the unit that made it (through any glue code in the model's 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import prod
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from edgewise.errors import EdgewiseError
+from edgewise.graph.failures import first_line
 from edgewise.graph.opgraph import Op, OpGraph, TensorSpec
+from edgewise.graph.tensors import nbytes, tensors_in
 
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList)
@@ -74,16 +74,10 @@ class _Provenance(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         if not self.inside:
-            self.mark(_tensors(out), self.of(_tensors((args, kwargs))))
+            self.mark(tensors_in(out), self.of(tensors_in((args, kwargs))))
         return out
 
 
-def _tensors(x) -> list[torch.Tensor]:
-    return [t for t in tree_leaves(x) if isinstance(t, torch.Tensor)]
-
-
-def _nbytes(t: torch.Tensor) -> int:
-    return prod(t.shape) * t.element_size()
 
 
 def trace_modules(model: nn.Module, example_inputs: tuple, spec: str = "") -> OpGraph:
@@ -106,12 +100,12 @@ def trace_modules(model: nn.Module, example_inputs: tuple, spec: str = "") -> Op
         if provenance.inside:                  # a unit called from inside another unit
             return
         unit = seen.setdefault(name, _Unit(name=name, kind=type(module).__name__))
-        ins = _tensors((args, kwargs))
+        ins = tensors_in((args, kwargs))
         unit.inputs.update((p, None) for p in provenance.of(ins) if p != name)
-        outs = _tensors(out)
+        outs = tensors_in(out)
         unit.output_shapes = tuple(tuple(t.shape) for t in outs)
-        unit.output_bytes = sum(_nbytes(t) for t in outs)
-        unit.bytes_read += sum(_nbytes(t) for t in ins)
+        unit.output_bytes = sum(nbytes(t) for t in outs)
+        unit.bytes_read += sum(nbytes(t) for t in ins)
         # Glue FLOPs of the model's forward since the previous unit go to this one, so the
         # units' FLOPs add up to the whole forward's.
         total = counter.get_total_flops()
@@ -123,7 +117,7 @@ def trace_modules(model: nn.Module, example_inputs: tuple, spec: str = "") -> Op
     for _, module in parts:
         handles.append(module.register_forward_pre_hook(before, with_kwargs=True))
         handles.append(module.register_forward_hook(after, with_kwargs=True))
-    flat_inputs = _tensors(example_inputs)
+    flat_inputs = tensors_in(example_inputs)
     provenance.mark(flat_inputs, {})
     for i, t in enumerate(flat_inputs):
         provenance.producers[id(t)] = {f"input:{i}": None}
@@ -132,9 +126,7 @@ def trace_modules(model: nn.Module, example_inputs: tuple, spec: str = "") -> Op
             result = model(*example_inputs)
     except Exception as e:
         where = f"module {state['active'][-1]!r}" if state["active"] else "the model's forward"
-        lines = str(e).strip().splitlines()
-        raise EdgewiseError(f"{where} failed: {type(e).__name__}"
-                            + (f": {lines[0]}" if lines else "")) from e
+        raise EdgewiseError(f"{where} failed: {first_line(e)}") from e
     finally:
         for h in handles:
             h.remove()
@@ -146,7 +138,7 @@ def trace_modules(model: nn.Module, example_inputs: tuple, spec: str = "") -> Op
                    inputs=tuple(TensorSpec(shape=tuple(t.shape),
                                            dtype=str(t.dtype).removeprefix("torch."))
                                 for t in flat_inputs),
-                   outputs=tuple(provenance.of(_tensors(result))),
+                   outputs=tuple(provenance.of(tensors_in(result))),
                    ops=_ops(model, ordered))
 
 
@@ -175,5 +167,5 @@ def _ops(model: nn.Module, ordered: list[_Unit]) -> tuple[Op, ...]:
         ops.append(Op(name=unit.name, kind=unit.kind, layer=unit.name, inputs=inputs,
                       output_shapes=unit.output_shapes, output_bytes=unit.output_bytes,
                       flops=unit.flops, bytes_moved=unit.bytes_read + unit.output_bytes,
-                      param_bytes=sum(_nbytes(state[k]) for k in keys), param_names=keys))
+                      param_bytes=sum(nbytes(state[k]) for k in keys), param_names=keys))
     return tuple(ops)

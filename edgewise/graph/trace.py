@@ -18,7 +18,6 @@ import io
 import logging
 import operator
 from dataclasses import dataclass, field
-from math import prod
 from typing import Any, Callable
 
 import torch
@@ -27,12 +26,13 @@ from torch._guards import detect_fake_mode
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.fake_tensor_prop import FakeTensorProp
 from torch.multiprocessing.reductions import StorageWeakRef
-from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from edgewise.errors import EdgewiseError
+from edgewise.graph.failures import first_line
 from edgewise.graph.modules import trace_modules
 from edgewise.graph.opgraph import Op, OpGraph, TensorSpec
+from edgewise.graph.tensors import nbytes, tensors_in
 
 
 def trace(model: torch.nn.Module, example_inputs: tuple, spec: str = "") -> OpGraph:
@@ -62,11 +62,6 @@ def _quiet():
             yield
     finally:
         logging.disable(previous)
-
-
-def first_line(e: BaseException) -> str:
-    lines = [ln for ln in str(e).splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0].strip()}" if lines else type(e).__name__
 
 
 def trace_export(model: torch.nn.Module, example_inputs: tuple, spec: str = "") -> OpGraph:
@@ -151,12 +146,6 @@ def _attr(root: torch.nn.Module, target: str) -> Any:
     return obj
 
 
-def _tensors(x: Any) -> list[torch.Tensor]:
-    return [t for t in tree_leaves(x) if isinstance(t, torch.Tensor)]
-
-
-def _nbytes(t: torch.Tensor) -> int:
-    return prod(t.shape) * t.element_size()
 
 
 def _layer(node: fx.Node) -> str:
@@ -173,13 +162,13 @@ def _is_metadata(node: fx.Node, args: tuple, kwargs: dict, result: Any, flops: i
     """True when the node makes no new tensor: a getitem, a size query, or a pure view."""
     if node.target is operator.getitem:
         return True
-    outs = _tensors(result)
+    outs = tensors_in(result)
     if not outs:
         return True
     if flops or (isinstance(node.target, torch._ops.OpOverload) and node.target._schema.is_mutable):
         return False
     # A view shares storage with an input; `reshape`/`contiguous` that had to copy do not.
-    in_storages = {StorageWeakRef(t.untyped_storage()) for t in _tensors((args, kwargs))}
+    in_storages = {StorageWeakRef(t.untyped_storage()) for t in tensors_in((args, kwargs))}
     return all(StorageWeakRef(t.untyped_storage()) in in_storages for t in outs)
 
 
@@ -214,7 +203,7 @@ def _op_graph(graph: fx.Graph, sources: dict[str, _Source], value: Callable[[fx.
                     lin.params[src.param] = None
                     t = node.meta.get("val") if state is None else state.get(src.param)
                     if isinstance(t, torch.Tensor):
-                        param_bytes[src.param] = _nbytes(t)
+                        param_bytes[src.param] = nbytes(t)
                 lineage[node.name] = lin
                 continue
             args = fx.node.map_arg(node.args, value)
@@ -230,15 +219,15 @@ def _op_graph(graph: fx.Graph, sources: dict[str, _Source], value: Callable[[fx.
             if src:                                       # an fx leaf module's own weights
                 for key in src.params_inside:
                     feeds.params[key] = None
-                    param_bytes[key] = _nbytes(state[key])
+                    param_bytes[key] = nbytes(state[key])
             if _is_metadata(node, args, kwargs, result, flops):
                 lineage[node.name] = feeds
                 continue
             owned = tuple(k for k in feeds.params if k not in claimed)
             claimed.update(owned)
             val = node.meta.get("val", result)
-            outs = _tensors(val)
-            out_bytes = sum(_nbytes(t) for t in outs)
+            outs = tensors_in(val)
+            out_bytes = sum(nbytes(t) for t in outs)
             ops.append(Op(
                 name=node.name,
                 kind=src.kind if src and src.kind else str(node.target),
@@ -247,7 +236,7 @@ def _op_graph(graph: fx.Graph, sources: dict[str, _Source], value: Callable[[fx.
                 output_shapes=tuple(tuple(int(d) for d in t.shape) for t in outs),
                 output_bytes=out_bytes,
                 flops=int(flops),
-                bytes_moved=sum(_nbytes(t) for t in _tensors((args, kwargs))) + out_bytes,
+                bytes_moved=sum(nbytes(t) for t in tensors_in((args, kwargs))) + out_bytes,
                 param_bytes=sum(param_bytes.get(k, 0) for k in owned),
                 param_names=owned,
             ))

@@ -19,6 +19,7 @@ from torch import nn
 
 from edgewise import zoo
 from edgewise.errors import EdgewiseError
+from edgewise.graph.failures import first_line
 
 FORMS = "zoo:NAME, path/file.py:factory or path/file.onnx"
 
@@ -44,11 +45,6 @@ def load_model(spec: str) -> LoadedModel:
         raise EdgewiseError(f"model spec {spec!r} names no factory; write {spec}:FUNCTION, "
                             f"where FUNCTION() returns (model, example_inputs)")
     raise EdgewiseError(f"model spec {spec!r} is not one of {FORMS}")
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
 
 
 def _from_zoo(name: str) -> tuple:
@@ -82,7 +78,7 @@ def _import_file(spec: str, path: str):
         loader_spec.loader.exec_module(module)
     except Exception as e:
         del sys.modules[module_name]
-        raise EdgewiseError(f"model spec {spec!r}: importing {path!r} failed: {_first_line(e)}") from e
+        raise EdgewiseError(f"model spec {spec!r}: importing {path!r} failed: {first_line(e)}") from e
     return module
 
 
@@ -94,7 +90,7 @@ def _call_factory(spec: str, module, name: str) -> tuple:
     try:
         result = factory()
     except Exception as e:
-        raise EdgewiseError(f"model spec {spec!r}: {name}() raised {_first_line(e)}") from e
+        raise EdgewiseError(f"model spec {spec!r}: {name}() raised {first_line(e)}") from e
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
         raise EdgewiseError(f"model spec {spec!r}: {name}() returned {type(result).__name__}; "
                             f"it must return (model, example_inputs)")
@@ -127,7 +123,7 @@ def _from_onnx(spec: str) -> tuple:
         proto = onnx.load(str(file))
         onnx.checker.check_model(proto)
     except Exception as e:
-        raise EdgewiseError(f"model spec {spec!r}: not a readable ONNX model: {_first_line(e)}") from e
+        raise EdgewiseError(f"model spec {spec!r}: not a readable ONNX model: {first_line(e)}") from e
     initializers = {t.name for t in proto.graph.initializer}
     inputs = []
     for value in proto.graph.input:
@@ -145,5 +141,5 @@ def _from_onnx(spec: str) -> tuple:
     try:
         model = convert(proto)
     except Exception as e:
-        raise EdgewiseError(f"model spec {spec!r}: onnx2torch cannot convert it: {_first_line(e)}") from e
+        raise EdgewiseError(f"model spec {spec!r}: onnx2torch cannot convert it: {first_line(e)}") from e
     return model, tuple(inputs)
