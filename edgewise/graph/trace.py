@@ -73,6 +73,7 @@ def trace_export(model: torch.nn.Module, example_inputs: tuple, spec: str = "") 
     placeholders = [n for n in ep.graph.nodes if n.op == "placeholder"]
     sources = {n.name: _Source(param=state[n.name]) for n in placeholders if n.name in state}
     sources.update(_input_sources([n for n in placeholders if n.name in user_inputs]))
+    fakes = {state[n.name]: n.meta["val"] for n in placeholders if n.name in state}
 
     def run(node: fx.Node, args: tuple, kwargs: dict) -> Any:
         return node.target(*args, **kwargs)
@@ -81,7 +82,7 @@ def trace_export(model: torch.nn.Module, example_inputs: tuple, spec: str = "") 
         # Higher-order ops (e.g. a no_grad region) take their body as a get_attr submodule.
         return _attr(ep.graph_module, node.target) if node.op == "get_attr" else node.meta["val"]
 
-    return _op_graph(ep.graph, sources, value, run, _fake_mode(ep.graph), spec)
+    return _op_graph(ep.graph, sources, value, run, _fake_mode(ep.graph), spec, fakes)
 
 
 def trace_fx(model: torch.nn.Module, example_inputs: tuple, spec: str = "") -> OpGraph:
@@ -110,7 +111,7 @@ def trace_fx(model: torch.nn.Module, example_inputs: tuple, spec: str = "") -> O
         return node.meta["val"]
 
     return _op_graph(gm.graph, sources, value, run, mode, spec,
-                     state=dict(gm.state_dict(keep_vars=True)))
+                     dict(gm.state_dict(keep_vars=True)))
 
 
 @dataclass
@@ -174,37 +175,22 @@ def _is_metadata(node: fx.Node, args: tuple, kwargs: dict, result: Any, flops: i
 
 def _op_graph(graph: fx.Graph, sources: dict[str, _Source], value: Callable[[fx.Node], Any],
               run: Callable[[fx.Node, tuple, dict], Any], mode: FakeTensorMode, spec: str,
-              state: dict[str, torch.Tensor] | None = None) -> OpGraph:
+              state: dict[str, torch.Tensor]) -> OpGraph:
     """Walk a graph whose nodes carry fake values, re-running each op to count its FLOPs.
-
-    `state` maps parameter keys to tensors when the graph does not carry them as fake values
-    (fx); torch.export's parameter placeholders carry their own.
-    """
+    `state` maps every parameter/buffer key that `sources` names to its (fake) tensor."""
     lineage: dict[str, _Lineage] = {}
-    param_bytes: dict[str, int] = {}
     claimed: set[str] = set()
     ops: list[Op] = []
-    inputs: list[TensorSpec] = []
     counter = FlopCounterMode(display=False)
     with mode, counter:
         for node in graph.nodes:
-            src = sources.get(node.name)
+            src = sources.get(node.name, _Source())
             if node.op == "output":
                 outputs = _lineage_of(node.all_input_nodes, lineage).producers
                 continue
             if node.op in ("placeholder", "get_attr"):
-                lin = _Lineage()
-                if src and src.producer:
-                    lin.producers[src.producer] = None
-                    val = node.meta["val"]
-                    inputs.append(TensorSpec(shape=tuple(val.shape),
-                                             dtype=str(val.dtype).removeprefix("torch.")))
-                if src and src.param:
-                    lin.params[src.param] = None
-                    t = node.meta.get("val") if state is None else state.get(src.param)
-                    if isinstance(t, torch.Tensor):
-                        param_bytes[src.param] = nbytes(t)
-                lineage[node.name] = lin
+                lineage[node.name] = _Lineage(producers=dict.fromkeys(filter(None, [src.producer])),
+                                              params=dict.fromkeys(filter(None, [src.param])))
                 continue
             args = fx.node.map_arg(node.args, value)
             kwargs = fx.node.map_arg(node.kwargs, value)
@@ -216,33 +202,33 @@ def _op_graph(graph: fx.Graph, sources: dict[str, _Source], value: Callable[[fx.
                                     f"{first_line(e)}") from e
             flops = counter.get_total_flops() - before
             feeds = _lineage_of(node.all_input_nodes, lineage)
-            if src:                                       # an fx leaf module's own weights
-                for key in src.params_inside:
-                    feeds.params[key] = None
-                    param_bytes[key] = nbytes(state[key])
+            feeds.params.update(dict.fromkeys(src.params_inside))   # an fx leaf module's weights
             if _is_metadata(node, args, kwargs, result, flops):
                 lineage[node.name] = feeds
                 continue
-            owned = tuple(k for k in feeds.params if k not in claimed)
+            owned = tuple(k for k in feeds.params if k not in claimed and k in state)
             claimed.update(owned)
-            val = node.meta.get("val", result)
-            outs = tensors_in(val)
+            outs = tensors_in(node.meta.get("val", result))
             out_bytes = sum(nbytes(t) for t in outs)
             ops.append(Op(
                 name=node.name,
-                kind=src.kind if src and src.kind else str(node.target),
+                kind=src.kind or str(node.target),
                 layer=_layer(node),
                 inputs=tuple(feeds.producers),
                 output_shapes=tuple(tuple(int(d) for d in t.shape) for t in outs),
                 output_bytes=out_bytes,
                 flops=int(flops),
                 bytes_moved=sum(nbytes(t) for t in tensors_in((args, kwargs))) + out_bytes,
-                param_bytes=sum(param_bytes.get(k, 0) for k in owned),
+                param_bytes=sum(nbytes(state[k]) for k in owned),
                 param_names=owned,
             ))
             lineage[node.name] = _Lineage(producers={node.name: None})
     op_names = {o.name for o in ops}
-    return OpGraph(model=spec, level="op", inputs=tuple(inputs),
+    inputs = [n.meta["val"] for n in graph.nodes if sources.get(n.name, _Source()).producer]
+    return OpGraph(model=spec, level="op",
+                   inputs=tuple(TensorSpec(shape=tuple(t.shape),
+                                           dtype=str(t.dtype).removeprefix("torch."))
+                                for t in inputs),
                    outputs=tuple(p for p in outputs if p in op_names), ops=tuple(ops))
 
 
