@@ -32,6 +32,15 @@ class LoadedModel:
 
 
 def load_model(spec: str) -> LoadedModel:
+    """The model a spec names, built from a fixed seed: every process that loads the same spec
+    (each stage's worker does) gets the same random weights and example inputs. The caller's
+    random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return _load(spec)
+
+
+def _load(spec: str) -> LoadedModel:
     if spec.startswith("zoo:"):
         model, inputs = _from_zoo(spec.removeprefix("zoo:"))
         return _checked(spec, model, inputs)

@@ -37,6 +37,16 @@ def test_zoo_spec_loads_a_model_in_eval_mode():
     assert loaded.model(*loaded.example_inputs).shape == (1, 10)
 
 
+def test_every_load_gives_the_same_weights_and_inputs_and_keeps_the_callers_rng():
+    # Each pipeline stage's worker loads the model itself: the weights must agree.
+    before = torch.random.get_rng_state()
+    a, b = load_model("zoo:m5"), load_model("zoo:m5")
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert torch.equal(a.example_inputs[0], b.example_inputs[0])
+    for (k, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(x, y), k
+
+
 def test_unknown_zoo_name_suggests_close_matches():
     msg = bad("zoo:resnet5")
     assert "'resnet5'" in msg and "zoo:resnet50" in msg
