@@ -132,7 +132,13 @@ class ProfileDB:
         if version > SCHEMA_VERSION:
             raise EdgewiseError(f"{self.path}: profile database schema {version} is newer than this "
                                 f"edgewise reads ({SCHEMA_VERSION}); upgrade edgewise or use --db")
-        if version == SCHEMA_VERSION or readonly:
+        if version == SCHEMA_VERSION:
+            return
+        if readonly:
+            if version == 0:                  # an empty file: read it as an empty database
+                self._conn.close()
+                self._conn = sqlite3.connect(":memory:")
+                self._check_and_migrate(readonly=False)
             return
         with self._conn:
             for v in range(version, SCHEMA_VERSION):

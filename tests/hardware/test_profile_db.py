@@ -47,6 +47,13 @@ def test_readonly_never_creates_or_writes(tmp_path):
     assert not (tmp_path / "p.db").exists()
 
 
+def test_an_empty_file_reads_as_an_empty_database(tmp_path):
+    (tmp_path / "p.db").write_bytes(b"")
+    with ProfileDB(tmp_path / "p.db", readonly=True) as db:
+        assert db.runs() == [] and db.devices() == [] and db.measured_device("local") is None
+    assert (tmp_path / "p.db").read_bytes() == b""
+
+
 def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "p.db"
     ProfileDB(path).close()
