@@ -8,8 +8,7 @@ from pydantic import BaseModel
 from rich.table import Table
 
 from edgewise.cli.common import JsonOption, console, emit
-from edgewise.cli.plan_cmd import DEFAULT_CLUSTER, load_cluster, simulate_plan, trace_model
-from edgewise.cost.roofline import CostModel
+from edgewise.cli.plan_cmd import DEFAULT_CLUSTER, cost_model, load_cluster, simulate_plan, trace_model
 from edgewise.files import write_atomic
 from edgewise.plan.planners import PLANNERS
 from edgewise.plan.report import Report
@@ -31,7 +30,7 @@ class DemoResult(BaseModel):
     plan_file: str
     gantt_file: str
     trace_file: str
-    note: str = "simulated with the roofline cost model; model traced with random weights"
+    note: str = "simulated with the roofline cost model (fitted where `edgewise profile` measured); random weights"
 
 
 def demo(
@@ -45,9 +44,10 @@ def demo(
     the_cluster = load_cluster(cluster)
     graph = trace_model(model)
     folder = Path(out)
+    cost = cost_model(the_cluster)
     rows = []
     for name in ("single", "even", "edgewise"):
-        p = PLANNERS[name](graph, the_cluster, "throughput", CostModel(), 1)
+        p = PLANNERS[name](graph, the_cluster, "throughput", cost, 1)
         ours = name == "edgewise"
         if ours:
             write_atomic(folder / "plan.json", p.to_json())

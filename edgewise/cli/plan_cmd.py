@@ -37,7 +37,7 @@ def plan(
         raise EdgewiseError(f"--planner {planner!r}: use one of {', '.join(PLANNERS)}")
     the_cluster = load_cluster(cluster)
     graph = trace_model(model)
-    result = PLANNERS[planner](graph, the_cluster, objective, CostModel(), batch)
+    result = PLANNERS[planner](graph, the_cluster, objective, cost_model(the_cluster), batch)
     if output:
         write_atomic(output, result.to_json())
     emit(result, as_json, lambda: render_plan(result, graph, output))
@@ -61,13 +61,25 @@ def simulate_plan(the_plan: Plan, graph: OpGraph, inputs: int, trace: str | None
     from edgewise.sim.export import chrome_trace, gantt_png
     from edgewise.sim.pipeline import simulate as run_simulation
 
-    sim = run_simulation(the_plan, graph, CostModel(), inputs)
+    sim = run_simulation(the_plan, graph, cost_model(the_plan.cluster), inputs)
     title = f"{the_plan.model} on {the_plan.cluster.name} ({the_plan.planner or 'plan'})"
     if trace:
         write_atomic(trace, chrome_trace(sim.timeline, title))
     if gantt:
         write_atomic(gantt, gantt_png(sim.timeline, title))
     return sim.report
+
+
+def cost_model(cluster: Cluster) -> CostModel:
+    """Roofline efficiencies fitted from the profile database for the cluster's devices that
+    `edgewise profile` measured; catalogue defaults for the rest (and when there is no database)."""
+    from edgewise.cost.fit import fit_cost_model
+    from edgewise.hardware.profile_db import default_db_path
+
+    db = default_db_path()
+    if not db.exists():
+        return CostModel()
+    return fit_cost_model(db, devices=sorted({n.device.name for n in cluster.nodes}))
 
 
 def load_cluster(name_or_path: str) -> Cluster:

@@ -4,17 +4,19 @@ Each stage's replicas take inputs in turn (input k on replica k mod r), like the
 device computes one input at a time; sending a cut occupies its channel (a private link's
 direction, or the whole shared medium, which every transfer on it queues for) for bytes /
 bandwidth and reaches the receiver a propagation latency later. Inputs arrive on stage 0's
-first device, which forwards the other replicas' inputs. At most one input per device is in
-flight beyond the one each is computing, so queues stay bounded as in a real pipeline.
+first device, which forwards the other replicas' inputs. Inputs in flight are bounded (a few per
+device, plus what the links' latency holds), so queues stay bounded as in a real pipeline.
 """
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
 from edgewise.cost.roofline import CostModel
 from edgewise.errors import EdgewiseError
 from edgewise.graph.opgraph import OpGraph
+from edgewise.plan.evaluate import evaluate
 from edgewise.plan.planners import spans_of
 from edgewise.plan.profile import GraphProfile, profile
 from edgewise.plan.report import Report, stream_metrics
@@ -35,7 +37,10 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
     prof = profile(graph, plan.cluster, cost or CostModel(), plan.batch)
     env = Environment()
     seats = sum(len(s.devices) for s in spans)
-    window = 2 * seats                              # inputs in flight at once
+    # inputs in flight at once: enough to keep every device and every link's latency busy, few
+    # enough that queues stay bounded as in a real pipeline
+    steady = evaluate(prof, spans)
+    window = 2 * seats + (math.ceil(steady.latency_s / steady.period_s) if steady.feasible and steady.period_s > 0 else 0)
     last_compute: list[Task] = []
     sent_bytes = 0
     for k in range(inputs):

@@ -44,3 +44,14 @@ def test_plan_for_other_ops_is_refused_before_simulating():
     plan = PLANNERS["even"](chain_graph(20, 2), wifi_cluster(), "throughput", None, 1)
     with pytest.raises(EdgewiseError, match="covers"):
         simulate(plan, chain_graph(25, 2))
+
+
+def test_long_link_latency_does_not_throttle_a_fast_pipeline():
+    # stages of ~15 ms on either side of a 200 ms hop: enough inputs stay in flight to keep it full
+    base = lan_cluster(0, 2, bw=1e9)
+    cluster = base.model_copy(update={"links": [l.model_copy(update={"latency_s": 0.2}) for l in base.links]})
+    graph = chain_graph(6, 4, skips=False)
+    plan = PLANNERS["even"](graph, cluster, "throughput", None, 1)
+    assert len(plan.stages) == 2 and plan.predicted.latency_s.p50 > 4 / plan.predicted.throughput_per_s
+    sim = simulate(plan, graph, inputs=200)
+    assert sim.report.throughput_per_s == pytest.approx(plan.predicted.throughput_per_s, rel=0.02)
