@@ -33,7 +33,7 @@ from edgewise.cost.roofline import OP_CLASSES, CostModel, Efficiency
 from edgewise.errors import EdgewiseError
 from edgewise.hardware.catalogue import builtin_devices, measured_devices
 from edgewise.hardware.cluster import Device
-from edgewise.hardware.profile_db import Measurement, ProfileDB
+from edgewise.hardware.profile_db import Measurement, ProfileDB, default_db_path
 
 WORK_OVER_OVERHEAD = 2.0       # a row informs an efficiency only if its time is mostly work
 COMPUTE_BOUND_MARGIN = 1.05    # ... and a compute efficiency only if memory explains < 1/1.05 of it
@@ -148,6 +148,13 @@ def fit_cost_model(db: ProfileDB | str | os.PathLike, dtype: str = "float32",
     """A CostModel with fitted efficiencies for every device measured in the profile database."""
     fitted = fit_devices(db, dtype, devices)
     return CostModel(per_device={label: f.efficiency for label, f in fitted.items()}, dtype=dtype)
+
+
+def fitted_or_default(db_path: str | os.PathLike | None = None, dtype: str = "float32") -> CostModel:
+    """The cost model to plan with: fitted from the profile database when there is one (default
+    path: $EDGEWISE_PROFILE_DB or ~/.cache/edgewise/profile.db), else the default efficiencies."""
+    path = db_path if db_path is not None else default_db_path()
+    return fit_cost_model(path, dtype) if os.path.exists(path) else CostModel(dtype=dtype)
 
 
 def fit_devices(db: ProfileDB | str | os.PathLike, dtype: str = "float32",

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from edgewise.cost.fit import fit_cost_model, fit_devices, fit_efficiency
+from edgewise.cost.fit import fit_cost_model, fit_devices, fit_efficiency, fitted_or_default
 from edgewise.cost.roofline import CostModel, Efficiency
 from edgewise.errors import EdgewiseError
 from edgewise.graph.opgraph import Op
@@ -77,6 +77,15 @@ def test_fit_from_the_database_costs_ops_like_the_measurements(tmp_path):
     assert model.op_time_s(op, PI) == pytest.approx(roofline_time(2e9, 2e9 / 50, "matmul"))
     assert model.op_time_s(op, device("jetson-nano")) == CostModel().op_time_s(op, device("jetson-nano"))
     assert fit_devices(path, devices=["raspberry-pi-4"])["raspberry-pi-4"].rows_used["conv"] == 4
+
+
+def test_plans_use_the_fitted_model_once_there_is_a_database(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEWISE_PROFILE_DB", str(tmp_path / "p.db"))
+    assert fitted_or_default().per_device == {}
+    with ProfileDB(tmp_path / "p.db") as db:
+        db.record(Run(device="raspberry-pi-4", device_kind="cpu", device_model="pi", memory_bytes=1, host="pi"),
+                  synthetic_rows())
+    assert fitted_or_default().per_device["raspberry-pi-4"].compute["conv"] == pytest.approx(0.31)
 
 
 def test_missing_database_is_one_line(tmp_path):
