@@ -16,7 +16,7 @@ def inspect(
     as_json: bool = JsonOption,
     depth: int | None = typer.Option(
         None, "--depth", help="Group ops by module path cut at this depth "
-                              "[default: the shallowest depth that gives 8 rows or more]."),
+                              "(by default the shallowest depth that gives 8 rows or more)."),
 ) -> None:
     """Trace MODEL and print its ops by layer: output shapes, FLOPs, parameter and activation bytes."""
     if depth is not None and depth < 1:
