@@ -12,13 +12,15 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_
 
 
 def _wire() -> None:
-    from edgewise.cli import demo_cmd, hardware_cmd, inspect_cmd, offload_cmd, plan_cmd
+    from edgewise.cli import demo_cmd, hardware_cmd, inspect_cmd, offload_cmd, plan_cmd, run_cmd
     app.command("inspect")(inspect_cmd.inspect)
     app.command("devices")(hardware_cmd.devices)
     app.command("clusters")(hardware_cmd.clusters)
     app.command("profile")(hardware_cmd.profile)
     app.command("plan")(plan_cmd.plan)
     app.command("simulate")(plan_cmd.simulate)
+    app.command("run")(run_cmd.run)
+    app.command("worker")(run_cmd.worker)
     app.command("demo")(demo_cmd.demo)
     app.command("offload")(offload_cmd.offload)
 

@@ -64,7 +64,7 @@ def _drive(plan: Plan, plan_file: str, inputs: str, n: int, warmup: int, testbed
     port = free_port()
 
     def argv(seat: Seat) -> list[str]:
-        return [sys.executable, "-m", "edgewise", "worker", plan_file, "--inputs", inputs, "--n", str(n),
+        return [sys.executable, "-m", "edgewise", "worker", plan_file, "--inputs", inputs, "--count", str(n),
                 "--warmup", str(warmup), "--result", str(result_dir), "--threads", str(threads)]
 
     def env(seat: Seat) -> dict[str, str]:
@@ -86,7 +86,7 @@ def _drive(plan: Plan, plan_file: str, inputs: str, n: int, warmup: int, testbed
 def worker(
     plan_file: str = typer.Argument(..., metavar="PLAN.json"),
     inputs: str = typer.Option("32", "--inputs"),
-    n: int = typer.Option(32, "--n", min=1, help="How many inputs the stream holds."),
+    count: int = typer.Option(32, "--count", min=1, help="How many inputs the stream holds."),
     warmup: int = typer.Option(2, "--warmup", min=0),
     result: Optional[str] = typer.Option(None, "--result", help="Folder where rank 0 writes report.json and outputs.pt."),
     threads: int = typer.Option(1, "--threads", min=1),
@@ -99,10 +99,10 @@ def worker(
     loaded = load_model(plan.model)
     fn, _ = input_source(None if inputs.isdigit() else inputs, loaded.example_inputs)
     emit_event(ev="ready")
-    records = serve(loaded.model, loaded.example_inputs, plan, fn, n, latency_scale=time_dilation,
+    records = serve(loaded.model, loaded.example_inputs, plan, fn, count, latency_scale=time_dilation,
                     timeout_s=timeout, on_step=lambda k: emit_event(ev="step", k=k))
     if records is not None:  # rank 0
-        report = measure.report(records, plan, n, warmup, dilation=time_dilation)
+        report = measure.report(records, plan, count, warmup, dilation=time_dilation)
         folder = Path(result or ".")
         write_result(folder, report, stack_outputs(records))
         emit_event(ev="result", folder=str(folder))
@@ -115,7 +115,8 @@ def _print_launch(plan: Plan, plan_file: str, master_addr: str, inputs: str, as_
     for seat in seats(plan):
         cmd = ["torchrun", f"--nnodes={world}", "--nproc-per-node=1", f"--node-rank={seat.rank}",
                f"--master-addr={master_addr}", f"--master-port={port}", "--no-python",
-               "edgewise", "worker", plan_file, "--inputs", inputs]
+               "edgewise", "worker", plan_file, "--inputs", inputs,
+               "--count", inputs if inputs.isdigit() else "32"]
         cmds.append({"device": seat.device, "stage": seat.stage, "rank": seat.rank, "command": shlex.join(cmd)})
     emit(cmds, as_json, lambda: [console.print(f"# {c['device']} (stage {c['stage']}, rank {c['rank']})\n{c['command']}")
                                  for c in cmds])

@@ -75,7 +75,7 @@ def test_the_printed_launch_runs_under_torchrun(tmp_path, model_spec):
     result = tmp_path / "result"
     procs = [subprocess.Popen([torchrun, "--nnodes=2", "--nproc-per-node=1", f"--node-rank={r}",
                                "--master-addr=127.0.0.1", f"--master-port={port}", "--no-python",
-                               *EDGEWISE, "worker", str(plan), "--n", "4", "--result", str(result)],
+                               *EDGEWISE, "worker", str(plan), "--count", "4", "--result", str(result)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for r in range(2)]
     logs = [p.communicate(timeout=240)[0] for p in procs]
