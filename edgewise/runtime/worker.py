@@ -74,22 +74,27 @@ def _serve(model, example_inputs, plan, seat: Seat, input_fn, n_inputs, latency_
     rec = SeatRecord(rank=seat.rank, stage=seat.stage, device=seat.device,
                      param_bytes=sum(p.numel() * p.element_size() for p in params.values()))
     last = seat.stage == len(plan.stages) - 1
-    latency_s = 0.0
-    if not last:
-        nxt = plan.stages[seat.stage + 1].devices
-        channels = [plan.cluster.channel(seat.device, d) for d in nxt]
-        latency_s = max((c.latency_s for c in channels if c), default=0.0) * latency_scale
-    sender = _Sender(latency_s, rec)
+    devices = {s.rank: s.device for s in seats(plan)}
+
+    def latency_to(rank: int) -> float:
+        ch = plan.cluster.channel(seat.device, devices[rank])
+        return (ch.latency_s if ch else 0.0) * latency_scale
+
+    sender = _Sender(rec)
     dist.barrier()
     t0 = time.perf_counter()
     rec.base_rss_bytes = _rss()
     with torch.inference_mode():
-        for k in inputs_of(plan, seat, n_inputs):
-            if seat.stage == 0:
+        for k in _work_of(plan, seat, n_inputs):
+            if seat.stage == 0 and seat.rank == 0:
                 env = dict(zip(specs[0].names, input_fn(k)))
+                if (dst := rank_for(plan, 0, k)) != 0:   # the first device hands the other replicas their inputs
+                    sender.put(k, pack(specs[0], env), dst, latency_to(dst))
+                    continue
             else:
+                src = 0 if seat.stage == 0 else rank_for(plan, seat.stage - 1, k)
                 buf = torch.empty(specs[seat.stage].nbytes, dtype=torch.uint8)
-                dist.recv(buf, src=rank_for(plan, seat.stage - 1, k), tag=k)
+                dist.recv(buf, src=src, tag=k)
                 env = unpack(specs[seat.stage], buf)
             begin = time.perf_counter()
             live = run_stage(st, env, params)
@@ -99,7 +104,8 @@ def _serve(model, example_inputs, plan, seat: Seat, input_fn, n_inputs, latency_
             if last:
                 rec.outputs[k] = [live[n].clone() for n in st.sends]
             else:
-                sender.put(k, pack(specs[seat.stage + 1], live), rank_for(plan, seat.stage + 1, k))
+                dst = rank_for(plan, seat.stage + 1, k)
+                sender.put(k, pack(specs[seat.stage + 1], live), dst, latency_to(dst))
             on_step(k)
     sender.close()
     gathered: list = [None] * dist.get_world_size() if seat.rank == 0 else None
@@ -107,20 +113,25 @@ def _serve(model, example_inputs, plan, seat: Seat, input_fn, n_inputs, latency_
     return gathered
 
 
-class _Sender:
-    """Sends in order on its own thread, each message no earlier than `latency_s` after it was ready."""
+def _work_of(plan: Plan, seat: Seat, n_inputs: int) -> range:
+    """Inputs this seat touches: its own share, and for the first device every input (it is the source)."""
+    return range(n_inputs) if seat.rank == 0 else inputs_of(plan, seat, n_inputs)
 
-    def __init__(self, latency_s: float, rec: SeatRecord):
-        self.latency_s, self.rec = latency_s, rec
+
+class _Sender:
+    """Sends in order on its own thread, each message no earlier than its link's latency after it was ready."""
+
+    def __init__(self, rec: SeatRecord):
+        self.rec = rec
         self.q: queue.Queue = queue.Queue(maxsize=2)   # bounds memory if the next stage is slow
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
-    def put(self, k: int, buf: torch.Tensor, dst: int) -> None:
+    def put(self, k: int, buf: torch.Tensor, dst: int, latency_s: float) -> None:
         if self.error:
             raise self.error
-        self.q.put((k, buf, dst, time.perf_counter()))
+        self.q.put((k, buf, dst, time.perf_counter() + latency_s))
 
     def close(self) -> None:
         self.q.put(None)
@@ -131,8 +142,8 @@ class _Sender:
     def _run(self) -> None:
         try:
             while (item := self.q.get()) is not None:
-                k, buf, dst, ready = item
-                wait = ready + self.latency_s - time.perf_counter()
+                k, buf, dst, due = item
+                wait = due - time.perf_counter()
                 if wait > 0:
                     time.sleep(wait)
                 dist.send(buf, dst=dst, tag=k)

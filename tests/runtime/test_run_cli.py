@@ -45,8 +45,8 @@ def expected(loaded, n):
         return torch.cat([loaded.model(*random_input(loaded.example_inputs, k)) for k in range(n)])
 
 
-def test_run_outputs_equal_single_process_with_a_replicated_stage(tmp_path, model_spec):
-    plan, loaded = write_plan(tmp_path, model_spec, cuts=[2, 5], replicas=(1, 2, 1))
+def test_run_outputs_equal_single_process_with_replicated_stages(tmp_path, model_spec):
+    plan, loaded = write_plan(tmp_path, model_spec, cuts=[2, 5], replicas=(2, 2, 1))
     out = tmp_path / "out.pt"
     proc = subprocess.run(EDGEWISE + ["run", str(plan), "--inputs", "6", "--outputs", str(out), "--json"],
                           capture_output=True, text=True, timeout=240)
