@@ -12,7 +12,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_
 
 
 def _wire() -> None:
-    from edgewise.cli import demo_cmd, hardware_cmd, inspect_cmd, offload_cmd, plan_cmd, run_cmd
+    from edgewise.cli import demo_cmd, hardware_cmd, inspect_cmd, offload_cmd, plan_cmd, run_cmd, testbed_cmd
     app.command("inspect")(inspect_cmd.inspect)
     app.command("devices")(hardware_cmd.devices)
     app.command("clusters")(hardware_cmd.clusters)
@@ -21,6 +21,7 @@ def _wire() -> None:
     app.command("simulate")(plan_cmd.simulate)
     app.command("run")(run_cmd.run)
     app.command("worker")(run_cmd.worker)
+    app.add_typer(testbed_cmd.testbed_app, name="testbed")
     app.command("demo")(demo_cmd.demo)
     app.command("offload")(offload_cmd.offload)
 

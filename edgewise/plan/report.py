@@ -50,3 +50,25 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     lo = int(pos)
     hi = min(lo + 1, len(sorted_values) - 1)
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+class Comparison(BaseModel):
+    figure: str
+    predicted: float
+    measured: float
+
+    @property
+    def error(self) -> float:
+        """Relative error of the prediction against the measurement."""
+        return (self.predicted - self.measured) / self.measured if self.measured else float("inf")
+
+
+def compare(predicted: Report, measured: Report) -> list[Comparison]:
+    """Figure by figure, what was predicted against what was measured."""
+    rows = [Comparison(figure="throughput_per_s", predicted=predicted.throughput_per_s, measured=measured.throughput_per_s),
+            Comparison(figure="latency_s.p50", predicted=predicted.latency_s.p50, measured=measured.latency_s.p50),
+            Comparison(figure="latency_s.p99", predicted=predicted.latency_s.p99, measured=measured.latency_s.p99),
+            Comparison(figure="bytes_sent", predicted=predicted.bytes_sent, measured=measured.bytes_sent)]
+    rows += [Comparison(figure=f"per_stage_s[{i}]", predicted=p, measured=m)
+             for i, (p, m) in enumerate(zip(predicted.per_stage_s, measured.per_stage_s))]
+    return rows
