@@ -1,6 +1,7 @@
 """The `edgewise` command. Thin: each module parses, calls the library, prints with rich."""
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -26,13 +27,19 @@ def _wire() -> None:
     app.command("offload")(offload_cmd.offload)
 
 
+def _interrupted(signum, frame) -> None:
+    # click would turn Ctrl-C into a bare exit 130; say it in one line, then unwind so that every
+    # `finally` (workers, testbed namespaces) runs
+    print("error: interrupted; stopping everything this command started", file=sys.stderr)
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     _wire()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupted)
     try:
         app()
     except EdgewiseError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
