@@ -5,13 +5,22 @@ from pathlib import Path
 
 import typer
 from pydantic import BaseModel
+from rich.progress import Progress
 from rich.table import Table
 
-from edgewise.cli.common import JsonOption, console, emit
-from edgewise.cli.plan_cmd import DEFAULT_CLUSTER, cost_model, load_cluster, simulate_plan, trace_model
+from edgewise.cli.common import JsonOption, console, emit, err_console
+from edgewise.cli.plan_cmd import (
+    DEFAULT_CLUSTER,
+    cost_model,
+    load_cluster,
+    simulate_plan,
+    trace_model,
+)
 from edgewise.files import write_atomic
 from edgewise.plan.planners import PLANNERS
-from edgewise.plan.report import Report
+from edgewise.plan.report import Report, compare
+from edgewise.plan.schema import load_plan
+from edgewise.testbed.drive import run_plan
 
 PLANNER_LABELS = {"single": "single fastest device", "even": "even layer split", "edgewise": "edgewise plan"}
 
@@ -30,6 +39,9 @@ class DemoResult(BaseModel):
     plan_file: str
     gantt_file: str
     trace_file: str
+    measured: Report | None = None               # the edgewise plan, run for real
+    measured_on: str = ""
+    errors: dict[str, float] = {}
     note: str = "simulated with the roofline cost model (fitted where `edgewise profile` measured); random weights"
 
 
@@ -38,6 +50,8 @@ def demo(
     cluster: str = typer.Option(DEFAULT_CLUSTER, "--cluster", "-c", help="A built-in cluster name or a cluster YAML file."),
     out: str = typer.Option("out/demo", "--out", help="Folder for the plan, the trace and the Gantt chart."),
     inputs: int = typer.Option(32, "--inputs", min=1, help="Inputs in each simulated stream."),
+    run: bool = typer.Option(True, "--run/--no-run", help="Also run the edgewise plan (on the testbed when this host can emulate it)."),
+    run_inputs: int = typer.Option(8, "--run-inputs", min=2, help="Inputs in the real run."),
     as_json: bool = JsonOption,
 ) -> None:
     """Plan a model on the default edge fleet, simulate it, and compare with the usual splits."""
@@ -58,7 +72,23 @@ def demo(
         row.speedup_vs_single = row.simulated.throughput_per_s / rows[0].simulated.throughput_per_s
     result = DemoResult(model=model, cluster=the_cluster.name, rows=rows, plan_file=str(folder / "plan.json"),
                         gantt_file=str(folder / "gantt.png"), trace_file=str(folder / "trace.json"))
+    if run:
+        _run_ours(result, the_cluster, graph, run_inputs, quiet=as_json)
     emit(result, as_json, lambda: _render(result))
+
+
+def _run_ours(result: DemoResult, the_cluster, graph, n: int, quiet: bool) -> None:
+    """Run the edgewise plan on real processes and set what was measured beside the prediction."""
+    the_plan = load_plan(result.plan_file)
+    notes: list[str] = []
+    with Progress(console=err_console, disable=quiet, transient=True) as bar:
+        task = bar.add_task(f"running the edgewise plan ({n} inputs)", total=n)
+        measured, _ = run_plan(the_plan, result.plan_file, str(n), n, warmup=2, testbed=True,
+                               on_output=lambda k: bar.advance(task), on_note=notes.append)
+    predicted = simulate_plan(the_plan, graph, n, None, None)
+    result.measured = measured
+    result.measured_on = "; ".join(notes)   # the testbed's dilation, or why it ran over loopback
+    result.errors = {c.figure: c.error for c in compare(predicted, measured)}
 
 
 def _render(r: DemoResult) -> None:
@@ -72,4 +102,13 @@ def _render(r: DemoResult) -> None:
                   f"{s.energy_j_per_inference:.2f}" if s.energy_j_per_inference is not None else "-",
                   f"{row.speedup_vs_single:.2f}x")
     console.print(t)
+    if r.measured is not None:
+        m = r.measured
+        t = Table(title=f"edgewise plan run for real: {r.measured_on}")
+        for col in ("figure", "measured", "prediction error"):
+            t.add_column(col, justify="left" if col == "figure" else "right")
+        t.add_row("throughput /s", f"{m.throughput_per_s:.2f}", f"{r.errors['throughput_per_s']:+.1%}")
+        t.add_row("p50 latency ms", f"{m.latency_s.p50 * 1e3:.0f}", f"{r.errors['latency_s.p50']:+.1%}")
+        t.add_row("bytes sent/input", f"{m.bytes_sent:,}", f"{r.errors['bytes_sent']:+.1%}")
+        console.print(t)
     console.print(f"plan: {r.plan_file}\ntimeline: {r.gantt_file} (PNG), {r.trace_file} (open in ui.perfetto.dev)")

@@ -1,10 +1,7 @@
 """`edgewise run` (drive a plan on real processes) and `edgewise worker` (one of those processes)."""
 from __future__ import annotations
 
-import os
 import shlex
-import sys
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -15,7 +12,6 @@ from rich.table import Table
 
 from edgewise.cli.common import JsonOption, console, emit, err_console
 from edgewise.cli.plan_cmd import simulate_plan
-from edgewise.cli.testbed_cmd import build_testbed
 from edgewise.errors import EdgewiseError
 from edgewise.files import write_atomic
 from edgewise.graph.trace import trace
@@ -23,14 +19,12 @@ from edgewise.plan.report import compare as compare_reports
 from edgewise.plan.schema import Plan, load_plan
 from edgewise.runtime import measure
 from edgewise.runtime.inputs import input_source
-from edgewise.runtime.launch import Launch, emit_event, free_port, run_workers
+from edgewise.runtime.launch import emit_event
 from edgewise.runtime.partition import split
-from edgewise.runtime.result import read_result, stack_outputs, write_result
-from edgewise.runtime.topology import Seat, seats
+from edgewise.runtime.result import stack_outputs, write_result
+from edgewise.runtime.topology import seats
 from edgewise.runtime.worker import serve
-from edgewise.testbed import netns
-from edgewise.testbed.commands import can_emulate
-from edgewise.testbed.layout import Layout
+from edgewise.testbed.drive import run_plan
 from edgewise.zoo.spec import load_model
 
 
@@ -57,7 +51,11 @@ def run(
     n = int(inputs) if inputs.isdigit() else available
     if n < 1:
         raise EdgewiseError("--inputs: need at least one input")
-    report, out_file = _drive(plan, plan_file, inputs, n, warmup, testbed, hang_timeout, quiet=as_json)
+    with Progress(console=err_console, disable=as_json, transient=True) as bar:
+        task = bar.add_task("inputs through the pipeline", total=n)
+        report, out_file = run_plan(plan, plan_file, inputs, n, warmup=warmup, testbed=testbed,
+                                    hang_timeout_s=hang_timeout, on_output=lambda k: bar.advance(task),
+                                    on_note=lambda note: err_console.print(f"note: {note}"))
     if outputs:
         write_atomic(outputs, out_file.read_bytes())
     if not compare:
@@ -68,59 +66,6 @@ def run(
     result = {"measured": report, "predicted": predicted,
               "errors": {r.figure: r.error for r in rows}}
     emit(result, as_json, lambda: (_render(plan, report), _render_compare(rows)))
-
-
-def _drive(plan: Plan, plan_file: str, inputs: str, n: int, warmup: int, testbed: bool,
-           hang_timeout: float, quiet: bool):
-    """Start every worker (inside the emulated fleet when asked and possible) and read rank 0's result."""
-    layout = None
-    if testbed:
-        reason = can_emulate()
-        if reason:
-            err_console.print(f"note: {reason}")
-        else:
-            layout = build_testbed(plan.cluster)
-    try:
-        return _start(plan, plan_file, inputs, n, warmup, layout, hang_timeout, quiet)
-    finally:
-        if layout is not None:
-            netns.down()
-
-
-def _start(plan: Plan, plan_file: str, inputs: str, n: int, warmup: int, layout: Layout | None,
-           hang_timeout: float, quiet: bool):
-    result_dir = Path(tempfile.mkdtemp(prefix="edgewise-run-"))
-    world = len(seats(plan))
-    dilation = layout.dilation if layout else 1.0
-    master = layout.slot(seats(plan)[0].device).address if layout else "127.0.0.1"
-    port = free_port() if layout is None else 29500
-    local_threads = max(1, (os.cpu_count() or 1) // world)
-
-    def argv(seat: Seat) -> list[str]:
-        threads = layout.slot(seat.device).threads if layout else local_threads
-        cmd = [sys.executable, "-m", "edgewise", "worker", plan_file, "--inputs", inputs, "--count", str(n),
-               "--warmup", str(warmup), "--result", str(result_dir), "--threads", str(threads),
-               "--time-dilation", str(dilation)]
-        return netns.launch_argv(layout, seat.device, cmd) if layout else cmd
-
-    def env(seat: Seat) -> dict[str, str]:
-        return {"RANK": str(seat.rank), "WORLD_SIZE": str(world), "LOCAL_RANK": "0",
-                "MASTER_ADDR": master, "MASTER_PORT": str(port),
-                "GLOO_SOCKET_IFNAME": "eth0" if layout else "lo"}
-
-    # A device emulated at a fraction of a core also starts (imports, export) that much slower.
-    slowest = min((s.cpu_quota_cores for s in layout.slots), default=1.0) if layout else 1.0
-    with Progress(console=err_console, disable=quiet, transient=True) as bar:
-        task = bar.add_task("inputs through the pipeline", total=n)
-        last = len(plan.stages) - 1
-
-        def on_event(seat: Seat, ev: dict) -> None:
-            if ev.get("ev") == "step" and seat.stage == last:
-                bar.advance(task)
-
-        run_workers(plan, Launch(argv_for=argv, env_for=env, hang_s=hang_timeout / min(1.0, slowest),
-                                 on_event=on_event))
-    return read_result(result_dir)
 
 
 def worker(

@@ -2,53 +2,18 @@
 from __future__ import annotations
 
 import json
-import os
 
 import typer
 from rich.table import Table
 
 from edgewise.cli.common import JsonOption, console, emit
 from edgewise.errors import EdgewiseError
-from edgewise.hardware.cluster import Cluster
 from edgewise.testbed import netns
 from edgewise.testbed.commands import can_emulate
-from edgewise.testbed.host import host_core_flops
-from edgewise.testbed.layout import Layout, plan_layout
+from edgewise.testbed.drive import build_testbed
+from edgewise.testbed.layout import Layout
 
 testbed_app = typer.Typer(no_args_is_help=True, help="Emulate a cluster on this host (namespaces, tc, cgroups).")
-
-
-def build_testbed(cluster: Cluster) -> Layout:
-    """Bring the fleet up for `cluster`, measuring this host first if it never was."""
-    reason = can_emulate()
-    if reason:
-        raise EdgewiseError(reason)
-    flops = host_core_flops()
-    if flops is None:
-        _measure_host()
-        flops = host_core_flops()
-    layout = plan_layout(cluster, flops, os.cpu_count() or 1)
-    netns.up(cluster, layout)
-    return layout
-
-
-def _measure_host() -> None:
-    """The quick microbenchmark sweep of `edgewise profile --quick`, recorded in the profile database."""
-    import torch
-
-    from edgewise.cost.roofline import op_class
-    from edgewise.hardware import profiler
-    from edgewise.hardware.profile_db import ProfileDB, default_db_path
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)    # the testbed gives each device whole cores or slices of one
-    try:
-        run, rows = profiler.profile_device(torch.device("cpu"), op_class, quick=True, repeats=5,
-                                            command="edgewise testbed (host speed, 1 thread)")
-    finally:
-        torch.set_num_threads(threads)
-    with ProfileDB(default_db_path()) as db:
-        db.record(run, rows)
 
 
 @testbed_app.command("up")
@@ -56,6 +21,9 @@ def up(cluster: str = typer.Argument("edge-fleet", help="A built-in cluster name
        as_json: bool = JsonOption) -> None:
     """Create one network namespace per device, shaped links and media, and CPU quotas."""
     from edgewise.hardware.cluster_io import load_cluster
+    reason = can_emulate()
+    if reason:
+        raise EdgewiseError(reason.split(";")[0])
     layout = build_testbed(load_cluster(cluster))
     emit(layout_dict(layout), as_json, lambda: _render(layout))
 

@@ -1,0 +1,107 @@
+"""Running a plan's workers, inside the emulated fleet when asked and possible, else over loopback.
+
+The workers are the `edgewise worker` command (what `torchrun` starts on real devices), so
+this is the same code path as a real deployment with the fleet swapped for namespaces. The
+testbed is always torn down, whatever stops the run.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from edgewise.cost.roofline import op_class
+from edgewise.hardware import profiler
+from edgewise.hardware.cluster import Cluster
+from edgewise.hardware.profile_db import ProfileDB, default_db_path
+from edgewise.plan.report import Report
+from edgewise.plan.schema import Plan
+from edgewise.runtime.launch import Launch, free_port, run_workers
+from edgewise.runtime.result import read_result
+from edgewise.runtime.topology import Seat, seats
+from edgewise.testbed import netns
+from edgewise.testbed.commands import can_emulate
+from edgewise.testbed.host import host_core_flops
+from edgewise.testbed.layout import Layout, plan_layout
+
+GLOO_PORT = 29500      # free in the namespaces edgewise just made
+
+
+def build_testbed(cluster: Cluster) -> Layout:
+    """Bring the fleet up for `cluster`, measuring this host first if it never was."""
+    flops = host_core_flops()
+    if flops is None:
+        measure_host()
+        flops = host_core_flops()
+    layout = plan_layout(cluster, flops, os.cpu_count() or 1)
+    netns.up(cluster, layout)
+    return layout
+
+
+def measure_host() -> None:
+    """The quick microbenchmark sweep of `edgewise profile --quick`, one thread, into the profile database."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)    # the testbed gives each device whole cores or slices of one
+    try:
+        run, rows = profiler.profile_device(torch.device("cpu"), op_class, quick=True, repeats=5,
+                                            command="edgewise testbed (host speed, 1 thread)")
+    finally:
+        torch.set_num_threads(threads)
+    with ProfileDB(default_db_path()) as db:
+        db.record(run, rows)
+
+
+def run_plan(plan: Plan, plan_file: str, inputs: str, n: int, *, warmup: int = 2, testbed: bool = False,
+             hang_timeout_s: float = 120.0, on_output: Callable[[int], None] = lambda k: None,
+             on_note: Callable[[str], None] = lambda note: None) -> tuple[Report, Path]:
+    """Run `n` inputs through the plan; (measured report, path of the outputs file)."""
+    layout = None
+    if testbed:
+        reason = can_emulate()
+        if reason:
+            on_note(reason)
+        else:
+            layout = build_testbed(plan.cluster)
+            on_note(f"on the emulated fleet, time dilation {layout.dilation:.2f}x (figures in the cluster's own time)")
+    try:
+        return _start(plan, plan_file, inputs, n, warmup, layout, hang_timeout_s, on_output)
+    finally:
+        if layout is not None:
+            netns.down()
+
+
+def _start(plan: Plan, plan_file: str, inputs: str, n: int, warmup: int, layout: Layout | None,
+           hang_timeout_s: float, on_output: Callable[[int], None]) -> tuple[Report, Path]:
+    result_dir = Path(tempfile.mkdtemp(prefix="edgewise-run-"))
+    world = len(seats(plan))
+    dilation = layout.dilation if layout else 1.0
+    master = layout.slot(seats(plan)[0].device).address if layout else "127.0.0.1"
+    port = GLOO_PORT if layout else free_port()
+    local_threads = max(1, (os.cpu_count() or 1) // world)
+    last = len(plan.stages) - 1
+
+    def argv(seat: Seat) -> list[str]:
+        threads = layout.slot(seat.device).threads if layout else local_threads
+        cmd = [sys.executable, "-m", "edgewise", "worker", plan_file, "--inputs", inputs, "--count", str(n),
+               "--warmup", str(warmup), "--result", str(result_dir), "--threads", str(threads),
+               "--time-dilation", str(dilation)]
+        return netns.launch_argv(layout, seat.device, cmd) if layout else cmd
+
+    def env(seat: Seat) -> dict[str, str]:
+        return {"RANK": str(seat.rank), "WORLD_SIZE": str(world), "LOCAL_RANK": "0",
+                "MASTER_ADDR": master, "MASTER_PORT": str(port),
+                "GLOO_SOCKET_IFNAME": "eth0" if layout else "lo"}
+
+    def on_event(seat: Seat, ev: dict) -> None:
+        if ev.get("ev") == "step" and seat.stage == last:
+            on_output(ev.get("k", -1))
+
+    # A device emulated at a fraction of a core also starts (imports, export) that much slower.
+    slowest = min((s.cpu_quota_cores for s in layout.slots), default=1.0) if layout else 1.0
+    run_workers(plan, Launch(argv_for=argv, env_for=env, hang_s=hang_timeout_s / min(1.0, slowest),
+                             on_event=on_event))
+    return read_result(result_dir)
