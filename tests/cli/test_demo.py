@@ -15,3 +15,6 @@ def test_default_demo_compares_three_plans_and_writes_the_timeline(tmp_path):
     assert rows["edgewise"]["simulated"]["throughput_per_s"] >= rows["even"]["simulated"]["throughput_per_s"]
     assert (tmp_path / "gantt.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "plan.json").read_text())["planner"] == "edgewise"
+    # the plan was also run for real, and it sent exactly the bytes the planner charged for
+    assert result["measured"]["source"] == "run" and result["measured"]["throughput_per_s"] > 0
+    assert result["errors"]["bytes_sent"] == 0.0
