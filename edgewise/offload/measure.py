@@ -57,7 +57,7 @@ def greedy(model: nn.Module, input_ids: torch.Tensor, new_tokens: int) -> Genera
                       first_logits=out.logits[0].detach().cpu(), prefill_s=clock.t[0] - t0, step_s=steps)
 
 
-def h2d_GBps(pinned: bool, nbytes: int = 1 << 30, reps: int = 5) -> float:
+def h2d_GBps(pinned: bool, nbytes: int = 1 << 30, reps: int = 20) -> float:
     """Host-to-GPU copy bandwidth (GB/s, 1e9 B), median of `reps` copies timed with CUDA events."""
     src = torch.ones(nbytes, dtype=torch.uint8, pin_memory=pinned)
     dst = torch.empty(nbytes, dtype=torch.uint8, device="cuda")

@@ -44,7 +44,8 @@ class OffloadReport:
     generated: list[int]
     text: str | None
     tokens_per_s: float
-    s_per_token: float
+    s_per_token: float  # mean over decode steps (prefill excluded)
+    s_per_token_median: float
     wire_bytes_per_token: int
     wire_GBps: float  # bytes actually sent over the link per second
     effective_GBps: float  # dense-equivalent bytes per second (comparable across codecs)
@@ -112,7 +113,7 @@ def run_offload(req: OffloadRequest) -> OffloadReport:
                            gpu_memory_bytes=budget)
     ids, tok = _tokenize(req, model.config.vocab_size)
     ids = ids.to(device)
-    greedy(model, ids, 1)  # warm-up: kernels compiled, caches allocated
+    greedy(model, ids, 2)  # warm-up: prefill and one decode step compile and allocate what they need
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     gen = greedy(model, ids, req.new_tokens)
@@ -124,6 +125,7 @@ def run_offload(req: OffloadRequest) -> OffloadReport:
         sparsity=req.sparsity, storage=req.storage, layers=st.layers, resident_layers=st.resident_layers,
         streamed_layers=st.streamed_layers, generated=gen.tokens,
         text=tok.decode(gen.tokens) if tok is not None else None, tokens_per_s=1 / spt, s_per_token=spt,
+        s_per_token_median=gen.s_per_token_median if gen.step_s else spt,
         wire_bytes_per_token=st.streamed_bytes_per_pass, wire_GBps=wire,
         effective_GBps=st.streamed_dense_bytes_per_pass / spt / 1e9, pinned_h2d_GBps=pinned_bw,
         frac_of_pinned=wire / pinned_bw if pinned_bw else None, pinned_bytes=st.pinned_bytes,
