@@ -50,7 +50,8 @@ class FittedDevice:
 
 def fit_efficiency(rows: list[Measurement], device: Device, dtype: str = "float32",
                    default: Efficiency = Efficiency()) -> FittedDevice:
-    """Efficiencies of `device` from its timed rows, and how many rows informed each figure."""
+    """Efficiencies of `device` from its timed rows: read off each figure's own rows (steps 1-3 in
+    the module docstring), then refine all of them together against every row (`_refine`)."""
     overhead_rows = [m.time_s for m in rows if m.kind == "overhead"]
     overhead = statistics.median(overhead_rows) if overhead_rows else default.overhead_s
 
