@@ -10,7 +10,6 @@ from edgewise.offload.engine import OffloadEngine, decoder_layers
 from edgewise.offload.measure import greedy
 from edgewise.offload.models import build_random, prune_decoder_
 
-torch.set_num_threads(1)
 IDS = torch.randint(3, 1000, (1, 8), generator=torch.Generator().manual_seed(0))
 
 
