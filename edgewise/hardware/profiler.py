@@ -67,6 +67,10 @@ def describe(dev: torch.device, command: str = "") -> Run:
     """The run record for profiling `dev` here: label, what the device is, its memory."""
     software = {"torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version()}
     if dev.type == "cuda":
+        # PyTorch runs float32 convolutions in TF32 by default (cudnn.allow_tf32), so "float32"
+        # conv throughput can exceed the FP32 peak; the flags say which rates were measured.
+        software |= {"cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+                     "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32}
         props = torch.cuda.get_device_properties(dev)
         return Run(device="local-cuda", device_kind="gpu", device_model=props.name, memory_bytes=props.total_memory,
                    host=socket.gethostname(), command=command, software=software)
@@ -137,24 +141,35 @@ def _tiny_add() -> Callable[[torch.device], Callable[[], Any]]:
     return build
 
 
-def median_time_s(call: Callable[[], Any], dev: torch.device, repeats: int, warmup: int = 1) -> float:
-    """Median wall time of `call` over `repeats` runs, after `warmup` untimed ones (GPU-synchronised)."""
+def median_time_s(call: Callable[[], Any], dev: torch.device, repeats: int, warmup: int = 1,
+                  min_block_s: float = 0.0) -> float:
+    """Median wall time of `call` over `repeats` samples, after `warmup` untimed calls (GPU-synchronised).
+
+    Each sample repeats `call` until `min_block_s` has passed and divides: under a CPU quota (the
+    testbed's cgroups) a single short call runs unthrottled, so only blocks spanning several
+    quota periods see the device's true speed.
+    """
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         call()
     sync()
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        call()
-        sync()
-        times.append(time.perf_counter() - t0)
+        calls, t0 = 0, time.perf_counter()
+        while True:
+            call()
+            sync()
+            calls += 1
+            elapsed = time.perf_counter() - t0
+            if elapsed >= min_block_s:
+                break
+        times.append(elapsed / calls)
     return statistics.median(times)
 
 
-def run_case(case: Case, dev: torch.device, repeats: int) -> Measurement:
+def run_case(case: Case, dev: torch.device, repeats: int, min_block_s: float = 0.0) -> Measurement:
     with torch.no_grad():
-        t = median_time_s(case.build(dev), dev, repeats)
+        t = median_time_s(case.build(dev), dev, repeats, min_block_s=min_block_s)
     return Measurement(kind=case.kind, op_class=case.op_class, dtype=case.dtype, time_s=t, flops=case.flops,
                        bytes=case.bytes, shape=case.shape, repeats=repeats)
 
@@ -174,8 +189,10 @@ class _OpTimer(torch.fx.Interpreter):
     """Runs the graph once; each op of the OpGraph is timed `repeats` times and keeps the median."""
 
     def __init__(self, gm: torch.fx.GraphModule, ops: Sequence[Op], dev: torch.device, repeats: int,
-                 model: str, classify: Callable[[str], str], on_op: Callable[[str], None] | None):
+                 model: str, classify: Callable[[str], str], on_op: Callable[[str], None] | None,
+                 min_block_s: float = 0.0):
         super().__init__(gm)
+        self.min_block_s = min_block_s
         self.ops = {op.name: op for op in ops}
         self.dev, self.repeats, self.model, self.classify, self.on_op = dev, repeats, model, classify, on_op
         self.rows: list[Measurement] = []
@@ -186,7 +203,8 @@ class _OpTimer(torch.fx.Interpreter):
             return super().run_node(n)
         args, kwargs = self.fetch_args_kwargs_from_env(n)
         out = n.target(*args, **kwargs)             # doubles as the warm-up call
-        t = median_time_s(lambda: n.target(*args, **kwargs), self.dev, self.repeats, warmup=0)
+        t = median_time_s(lambda: n.target(*args, **kwargs), self.dev, self.repeats, warmup=0,
+                          min_block_s=self.min_block_s)
         tensors_in = [x for x in tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
         floating = [x for x in tensors_in + tree_leaves(out) if isinstance(x, torch.Tensor) and x.is_floating_point()]
         self.rows.append(Measurement(
@@ -202,7 +220,7 @@ class _OpTimer(torch.fx.Interpreter):
 
 def time_ops(gm: torch.fx.GraphModule, inputs: tuple, graph: OpGraph, dev: torch.device,
              classify: Callable[[str], str], repeats: int = 5,
-             on_op: Callable[[str], None] | None = None) -> list[Measurement]:
+             on_op: Callable[[str], None] | None = None, min_block_s: float = 0.0) -> list[Measurement]:
     """One row per op of `graph` (traced from the same model), in graph order; `on_op(name)` after each.
 
     FLOPs, bytes and kind come from the OpGraph, so the rows describe exactly the ops the planner
@@ -215,7 +233,7 @@ def time_ops(gm: torch.fx.GraphModule, inputs: tuple, graph: OpGraph, dev: torch
     missing = set(graph.index) - {n.name for n in gm.graph.nodes}
     if missing:
         raise EdgewiseError(f"profile: ops {sorted(missing)[:3]} of the OpGraph are not in the exported graph")
-    timer = _OpTimer(gm, graph.ops, dev, repeats, graph.model, classify, on_op)
+    timer = _OpTimer(gm, graph.ops, dev, repeats, graph.model, classify, on_op, min_block_s)
     with torch.no_grad():
         timer.run(*inputs)
     return timer.rows
@@ -223,7 +241,8 @@ def time_ops(gm: torch.fx.GraphModule, inputs: tuple, graph: OpGraph, dev: torch
 
 def profile_device(dev: torch.device, classify: Callable[[str], str], quick: bool = False, repeats: int = 10,
                    model: tuple[torch.nn.Module, tuple, OpGraph] | None = None, command: str = "",
-                   progress: Callable[[str, int, int], None] | None = None) -> tuple[Run, list[Measurement]]:
+                   progress: Callable[[str, int, int], None] | None = None,
+                   min_block_s: float = 0.0) -> tuple[Run, list[Measurement]]:
     """Everything `edgewise profile` measures on `dev`: the microbenchmark sweep, then each op of
     `model` (module, example inputs, its OpGraph) when given. `progress(phase, done, total)` after
     each step. Returns the run record and its rows, for `ProfileDB.record`."""
@@ -232,12 +251,13 @@ def profile_device(dev: torch.device, classify: Callable[[str], str], quick: boo
     cases = microbenchmark_cases(dev, quick)
     rows = []
     for i, case in enumerate(cases):
-        rows.append(run_case(case, dev, repeats))
+        rows.append(run_case(case, dev, repeats, min_block_s))
         report(f"microbenchmarks on {run.device}", i + 1, len(cases))
     if model is not None:
         module, example_inputs, graph = model
         gm, inputs = export_for_timing(module, example_inputs, dev)
         done = iter(range(1, len(graph.ops) + 1))
         rows += time_ops(gm, inputs, graph, dev, classify, repeats,
-                         on_op=lambda _: report(f"ops of {graph.model}", next(done), len(graph.ops)))
+                         on_op=lambda _: report(f"ops of {graph.model}", next(done), len(graph.ops)),
+                         min_block_s=min_block_s)
     return run, rows
