@@ -247,15 +247,16 @@ def profile_device(dev: torch.device, classify: Callable[[str], str], quick: boo
     `model` (module, example inputs, its OpGraph) when given. `progress(phase, done, total)` after
     each step. Returns the run record and its rows, for `ProfileDB.record`."""
     report = progress or (lambda phase, done, total: None)
+    exported = export_for_timing(model[0], model[1], dev) if model is not None else None  # fail before measuring
     run = describe(dev, command)
     cases = microbenchmark_cases(dev, quick)
     rows = []
     for i, case in enumerate(cases):
         rows.append(run_case(case, dev, repeats, min_block_s))
         report(f"microbenchmarks on {run.device}", i + 1, len(cases))
-    if model is not None:
-        module, example_inputs, graph = model
-        gm, inputs = export_for_timing(module, example_inputs, dev)
+    if model is not None and exported is not None:
+        graph = model[2]
+        gm, inputs = exported
         done = iter(range(1, len(graph.ops) + 1))
         rows += time_ops(gm, inputs, graph, dev, classify, repeats,
                          on_op=lambda _: report(f"ops of {graph.model}", next(done), len(graph.ops)),

@@ -72,3 +72,16 @@ def test_run_record_describes_this_machine():
     run = profiler.describe(torch.device("cpu"), command="edgewise profile")
     assert run.device == "local" and run.device_kind == "cpu" and run.memory_bytes > 0
     assert run.software["threads"] == 1 and run.command == "edgewise profile"
+
+
+def test_a_model_that_cannot_be_exported_fails_before_any_measuring():
+    class Branchy(torch.nn.Module):
+        def forward(self, x):
+            return x * 2 if x.sum() > 0 else x
+
+    steps = []
+    graph = trace(torch.nn.Linear(3, 3), (torch.randn(1, 3),), "stand-in")
+    with pytest.raises(EdgewiseError, match="torch.export failed"):
+        profiler.profile_device(torch.device("cpu"), op_class, quick=True, repeats=1,
+                                model=(Branchy(), (torch.randn(3),), graph), progress=lambda *a: steps.append(a))
+    assert steps == []
