@@ -13,7 +13,15 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_
 
 
 def _wire() -> None:
-    from edgewise.cli import demo_cmd, hardware_cmd, inspect_cmd, offload_cmd, plan_cmd, run_cmd, testbed_cmd
+    from edgewise.cli import (
+        demo_cmd,
+        hardware_cmd,
+        inspect_cmd,
+        offload_cmd,
+        plan_cmd,
+        run_cmd,
+        testbed_cmd,
+    )
     app.command("inspect")(inspect_cmd.inspect)
     app.command("devices")(hardware_cmd.devices)
     app.command("clusters")(hardware_cmd.clusters)

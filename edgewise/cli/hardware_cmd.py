@@ -132,15 +132,34 @@ def profile(
     quick: bool = typer.Option(False, "--quick", help="A small sweep that finishes in seconds."),
     on: str = typer.Option("cpu", "--device", help="What to measure: cpu (recorded as `local`) or cuda (`local-cuda`)."),
     repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="Timed calls per measurement (median) [default: 3 with --quick, else 10]."),
+    testbed_device: Optional[str] = typer.Option(None, "--testbed-device", help="Measure inside this device of the emulated --cluster instead (recorded as `testbed:<catalogue name>`)."),
+    cluster: str = typer.Option("edge-fleet", "--cluster", help="The cluster whose device --testbed-device names."),
+    record_as: Optional[str] = typer.Option(None, "--record-as", hidden=True),
+    time_dilation: float = typer.Option(1.0, "--time-dilation", min=1.0, hidden=True),
+    min_block: float = typer.Option(0.0, "--min-block", min=0.0, hidden=True),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, hidden=True),
     as_json: bool = JsonOption,
 ) -> None:
     """Measure this machine (matmul, conv, memory bandwidth; each op of MODEL) into the profile database,
     then fit the cost model's efficiencies from it."""
+    from dataclasses import replace
+
+    import torch
+
     from edgewise.cost.fit import fit_devices
     from edgewise.cost.roofline import op_class
     from edgewise.hardware import profiler
     from edgewise.hardware.profile_db import ProfileDB, default_db_path
 
+    if testbed_device is not None:
+        from edgewise.testbed.profiling import profile_in_testbed
+        result = profile_in_testbed(load_cluster(cluster), testbed_device, model, quick, repeats,
+                                    str(db) if db else None)
+        emit(result, as_json, lambda: console.print(f"measured inside {testbed_device!r} into {result['db']} "
+                                                    f"as {result['device']['name']}"))
+        return
+    if threads:
+        torch.set_num_threads(threads)
     dev = profiler.torch_device(on)
     path = db or default_db_path()
     with ProfileDB(path) as store:      # opened first: a bad --db fails before minutes of measuring
@@ -159,7 +178,11 @@ def profile(
                 bar.update(tasks[phase], completed=done)
 
             run, rows = profiler.profile_device(dev, op_class, quick, repeats or (3 if quick else 10), target,
-                                                command=" ".join(["edgewise", *sys.argv[1:]]), progress=progress)
+                                                command=" ".join(["edgewise", *sys.argv[1:]]), progress=progress,
+                                                min_block_s=min_block)
+        if record_as:   # measured inside an emulated device: its own label, times in the cluster's time
+            run = replace(run, device=record_as, device_model=f"emulated on {run.device_model}")
+            rows = [replace(m, time_s=m.time_s / time_dilation) for m in rows]
         run_id = store.record(run, rows)
         measured = store.measured_device(run.device)
         fitted = fit_devices(store, devices=[run.device])[run.device]

@@ -11,7 +11,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edgewise.cli.common import JsonOption, console, emit, err_console
-from edgewise.cli.plan_cmd import simulate_plan
+from edgewise.cli.plan_cmd import cost_model, simulate_plan
 from edgewise.errors import EdgewiseError
 from edgewise.files import write_atomic
 from edgewise.graph.trace import trace
@@ -25,6 +25,7 @@ from edgewise.runtime.result import stack_outputs, write_result
 from edgewise.runtime.topology import seats
 from edgewise.runtime.worker import serve
 from edgewise.testbed.drive import run_plan
+from edgewise.testbed.profiling import testbed_cost_model
 from edgewise.zoo.spec import load_model
 
 
@@ -61,7 +62,10 @@ def run(
     if not compare:
         emit(report, as_json, lambda: _render(plan, report))
         return
-    predicted = simulate_plan(plan, trace(loaded.model, loaded.example_inputs, plan.model), n, None, None)
+    cost = cost_model(plan.cluster)
+    if report.time_dilation > 1 or testbed:   # predict the testbed with what was measured inside it
+        cost = testbed_cost_model(plan.cluster, cost)
+    predicted = simulate_plan(plan, trace(loaded.model, loaded.example_inputs, plan.model), n, None, None, cost)
     rows = compare_reports(predicted, report)
     result = {"measured": report, "predicted": predicted,
               "errors": {r.figure: r.error for r in rows}}

@@ -162,7 +162,8 @@ def fit_devices(db: ProfileDB | str | os.PathLike, dtype: str = "float32",
                 devices: list[str] | None = None) -> dict[str, FittedDevice]:
     """Fitted efficiencies per device label in the database (or just `devices`).
 
-    A label is costed against its catalogue figures (`local` against what was measured there);
+    A label is costed against its catalogue figures (`local` against what was measured there,
+    `testbed:<name>` against catalogue device <name>);
     a label that names no known device has nothing to be a fraction of, and is left out.
     """
     if not isinstance(db, ProfileDB):
@@ -174,6 +175,8 @@ def fit_devices(db: ProfileDB | str | os.PathLike, dtype: str = "float32",
     fitted = {}
     for label in (devices if devices is not None else db.devices()):
         rows = db.measurements(device=label)
-        if label in known and rows:
-            fitted[label] = fit_efficiency(rows, known[label], dtype)
+        # `testbed:<name>` rows were measured inside an emulation of catalogue device <name>
+        base = known.get(label) or known.get(label.partition(":")[2])
+        if base is not None and rows:
+            fitted[label] = fit_efficiency(rows, base, dtype)
     return fitted

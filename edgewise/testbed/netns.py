@@ -24,7 +24,13 @@ from edgewise.testbed.layout import HUB, NETWORK, PREFIX, Layout
 CGROUP_CPU = Path("/sys/fs/cgroup/cpu") / PREFIX.rstrip("-")
 CGROUP_CPUSET = Path("/sys/fs/cgroup/cpuset") / PREFIX.rstrip("-")
 STATE = Path(os.environ.get("EDGEWISE_TESTBED_STATE", "/run/edgewise/testbed.json"))
-CFS_PERIOD_US = 100_000
+MIN_QUOTA_US = 1000            # the kernel's smallest cfs quota
+
+
+def cfs_period_us(quota_cores: float) -> int:
+    """A short quota period (throttling at fine grain, so stage times are even), long enough
+    that the device's share of it is at least the kernel's minimum quota."""
+    return max(20000, int(MIN_QUOTA_US / quota_cores) + 1)
 
 
 def up(cluster: Cluster, layout: Layout) -> Path:
@@ -147,8 +153,9 @@ def _make_cgroups(layout: Layout) -> None:
         name = slot.netns.removeprefix(PREFIX)
         cpu = CGROUP_CPU / name
         cpu.mkdir(exist_ok=True)
-        write_file(str(cpu / "cpu.cfs_period_us"), str(CFS_PERIOD_US))
-        write_file(str(cpu / "cpu.cfs_quota_us"), str(max(1000, int(slot.cpu_quota_cores * CFS_PERIOD_US))))
+        period = cfs_period_us(slot.cpu_quota_cores)
+        write_file(str(cpu / "cpu.cfs_period_us"), str(period))
+        write_file(str(cpu / "cpu.cfs_quota_us"), str(max(MIN_QUOTA_US, int(slot.cpu_quota_cores * period))))
         cs = CGROUP_CPUSET / name
         cs.mkdir(exist_ok=True)
         write_file(str(cs / "cpuset.cpus"), ",".join(map(str, slot.cpus)))

@@ -1,0 +1,67 @@
+"""`edgewise profile --testbed-device NODE`: measure inside one emulated device.
+
+The same `edgewise profile` runs inside the device's namespace and CPU quota, with its times
+divided by the testbed's dilation and its rows recorded under the label `testbed:<device>` in
+the one profile database. Fitting that label against the catalogue device gives the
+efficiencies with which to predict runs on the testbed (`testbed_cost_model`).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from edgewise.cost.fit import fit_devices
+from edgewise.cost.roofline import CostModel
+from edgewise.errors import EdgewiseError
+from edgewise.hardware.cluster import Cluster
+from edgewise.hardware.profile_db import default_db_path
+from edgewise.testbed import netns
+from edgewise.testbed.commands import can_emulate
+from edgewise.testbed.drive import build_testbed
+
+LABEL_PREFIX = "testbed:"
+MIN_BLOCK_PERIODS = 8        # time blocks of calls spanning this many CPU-quota periods
+
+
+def testbed_label(device_name: str) -> str:
+    return f"{LABEL_PREFIX}{device_name}"
+
+
+def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bool, repeats: int | None,
+                       db: str | None) -> dict:
+    """Run `edgewise profile` inside `node`'s emulated device; returns its JSON result."""
+    reason = can_emulate()
+    if reason:
+        raise EdgewiseError(f"--testbed-device: {reason.split(';')[0]}")
+    names = [n.name for n in cluster.nodes]
+    if node not in names:
+        raise EdgewiseError(f"--testbed-device {node!r}: not a device of cluster {cluster.name!r} ({', '.join(names)})")
+    layout = build_testbed(cluster)
+    try:
+        slot = layout.slot(node)
+        cmd = [sys.executable, "-m", "edgewise", "profile", *([model] if model else []), "--json",
+               "--db", str(db or default_db_path()), "--record-as", testbed_label(cluster.node(node).device.name),
+               "--time-dilation", str(layout.dilation), "--threads", str(slot.threads),
+               "--min-block", str(MIN_BLOCK_PERIODS * netns.cfs_period_us(slot.cpu_quota_cores) / 1e6)]
+        if quick:
+            cmd.append("--quick")
+        if repeats:
+            cmd += ["--repeats", str(repeats)]
+        proc = subprocess.run(netns.launch_argv(layout, node, cmd), capture_output=True, text=True)
+    finally:
+        netns.down()
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or ["no output"]
+        raise EdgewiseError(f"profiling inside {node!r} failed: {lines[-1]}")
+    return json.loads(proc.stdout)
+
+
+def testbed_cost_model(cluster: Cluster, base: CostModel) -> CostModel:
+    """`base` with the efficiencies measured inside emulated devices put in for those device types."""
+    labels = [testbed_label(d) for d in sorted({n.device.name for n in cluster.nodes})]
+    path = default_db_path()
+    fitted = fit_devices(path, base.dtype, labels) if path.exists() else {}
+    per_device = dict(base.per_device)
+    per_device.update({label.removeprefix(LABEL_PREFIX): f.efficiency for label, f in fitted.items()})
+    return CostModel(per_device=per_device, default=base.default, dtype=base.dtype)
