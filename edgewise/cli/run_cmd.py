@@ -64,7 +64,7 @@ def run(
         return
     cost = cost_model(plan.cluster)
     if report.time_dilation > 1 or testbed:   # predict the testbed with what was measured inside it
-        cost = testbed_cost_model(plan.cluster, cost)
+        cost = testbed_cost_model(plan.cluster, cost, plan.model)
     predicted = simulate_plan(plan, trace(loaded.model, loaded.example_inputs, plan.model), n, None, None, cost)
     rows = compare_reports(predicted, report)
     result = {"measured": report, "predicted": predicted,

@@ -38,15 +38,23 @@ class Efficiency:
 
 @dataclass
 class CostModel:
-    """Latency of ops on devices. `per_device` is keyed by catalogue device name."""
+    """Latency of ops on devices. `per_device` is keyed by catalogue device name.
+
+    `measured_s` holds op times that `edgewise profile MODEL` measured, keyed by (device name,
+    op name) for one model: where present they replace the roofline (batch 1).
+    """
     per_device: dict[str, Efficiency] = field(default_factory=dict)
     default: Efficiency = field(default_factory=Efficiency)
     dtype: str = "float32"
+    measured_s: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def efficiency(self, device: Device) -> Efficiency:
         return self.per_device.get(device.name, self.default)
 
     def op_time_s(self, op: Op, device: Device, batch: int = 1) -> float:
+        measured = self.measured_s.get((device.name, op.name))
+        if measured is not None and batch == 1:
+            return measured
         eff = self.efficiency(device)
         compute = batch * op.flops / (device.peak(self.dtype) * eff.compute[op_class(op.kind)])
         memory = (batch * (op.bytes_moved - op.param_bytes) + op.param_bytes) / (

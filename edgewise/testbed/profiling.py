@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 from edgewise.cost.fit import fit_devices
 from edgewise.cost.roofline import CostModel
 from edgewise.errors import EdgewiseError
 from edgewise.hardware.cluster import Cluster
-from edgewise.hardware.profile_db import default_db_path
+from edgewise.hardware.profile_db import ProfileDB, default_db_path
 from edgewise.testbed import netns
 from edgewise.testbed.commands import can_emulate
 from edgewise.testbed.drive import build_testbed
@@ -57,11 +58,20 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
     return json.loads(proc.stdout)
 
 
-def testbed_cost_model(cluster: Cluster, base: CostModel) -> CostModel:
-    """`base` with the efficiencies measured inside emulated devices put in for those device types."""
-    labels = [testbed_label(d) for d in sorted({n.device.name for n in cluster.nodes})]
+def testbed_cost_model(cluster: Cluster, base: CostModel, model: str | None = None) -> CostModel:
+    """`base` with what was measured inside emulated devices: fitted efficiencies for those
+    device types and, for `model`, each op's measured time."""
+    labels = {testbed_label(d): d for d in sorted({n.device.name for n in cluster.nodes})}
     path = default_db_path()
-    fitted = fit_devices(path, base.dtype, labels) if path.exists() else {}
-    per_device = dict(base.per_device)
-    per_device.update({label.removeprefix(LABEL_PREFIX): f.efficiency for label, f in fitted.items()})
-    return CostModel(per_device=per_device, default=base.default, dtype=base.dtype)
+    if not path.exists():
+        return base
+    fitted = fit_devices(path, base.dtype, list(labels))
+    per_device = {**base.per_device, **{labels[label]: f.efficiency for label, f in fitted.items()}}
+    measured = dict(base.measured_s)
+    if model is not None:
+        with ProfileDB(path, readonly=True) as db:
+            for label, name in labels.items():
+                for m in db.measurements(device=label, kind="op"):
+                    if m.model == model:
+                        measured[(name, m.op_name)] = m.time_s   # later runs overwrite earlier ones
+    return replace(base, per_device=per_device, measured_s=measured)

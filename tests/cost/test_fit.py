@@ -109,3 +109,15 @@ def test_ops_that_beat_the_copy_benchmark_are_fitted_by_the_search():
     fitted = fit_efficiency(rows, PI)
     assert fitted.efficiency.memory == pytest.approx(3.0, rel=0.01)
     assert fitted.median_error < 0.01
+
+
+def test_measured_op_times_replace_the_roofline_at_batch_one():
+    from edgewise.cost.roofline import CostModel
+    from edgewise.graph.opgraph import Op
+    from edgewise.hardware.cluster import Device
+    dev = Device(name="d", peak_flops_per_s={"float32": 1e9}, memory_bytes=1, mem_bandwidth_bytes_per_s=1e9)
+    op = Op(name="mm", kind="aten.mm.default", flops=10 ** 9)
+    model = CostModel(measured_s={("d", "mm"): 0.123})
+    assert model.op_time_s(op, dev) == 0.123
+    assert model.op_time_s(op, dev, batch=2) != 0.123          # measured at batch 1 only
+    assert CostModel().op_time_s(op, dev) > 1.0                  # the roofline otherwise

@@ -22,7 +22,7 @@ DEV = Device(name="pi", peak_flops_per_s={"float32": 1e10}, memory_bytes=1 << 30
 EDGEWISE = [sys.executable, "-m", "edgewise"]
 
 
-def write_plan(tmp_path, spec, cuts, replicas=(1,)):
+def write_plan(tmp_path, spec, cuts, replicas=(1,), device=DEV):
     loaded = load_model(spec)
     names = [n.name for n in export_module(loaded.model, loaded.example_inputs).graph.nodes
              if n.op == "call_function"]
@@ -33,7 +33,7 @@ def write_plan(tmp_path, spec, cuts, replicas=(1,)):
         devs = [f"d{len(devices) + j}" for j in range(r)]
         devices += devs
         stages.append(Stage(devices=devs, ops=names[a:b]))
-    plan = Plan(model=spec, cluster=Cluster(name="c", nodes=[Node(name=d, device=DEV) for d in devices]),
+    plan = Plan(model=spec, cluster=Cluster(name="c", nodes=[Node(name=d, device=device) for d in devices]),
                 stages=stages)
     path = tmp_path / "plan.json"
     path.write_text(plan.to_json())

@@ -12,7 +12,12 @@ import torch
 from edgewise.testbed import netns
 from edgewise.testbed.commands import can_emulate, sh
 
+from edgewise.hardware.cluster import Device
+
 from .test_run_cli import EDGEWISE, expected, write_plan
+
+# Fast enough emulated devices that starting Python and torch under their CPU quota takes seconds
+FAST = Device(name="fast", peak_flops_per_s={"float32": 6e10}, memory_bytes=1 << 30, mem_bandwidth_bytes_per_s=1e10)
 
 pytestmark = pytest.mark.skipif(can_emulate() is not None, reason=str(can_emulate()))
 
@@ -28,7 +33,7 @@ def wait_for_worker(ns: str, timeout_s: float = 120) -> int:
 
 
 def test_testbed_run_matches_single_process_and_tears_down(tmp_path, model_spec):
-    plan, loaded = write_plan(tmp_path, model_spec, cuts=[3])
+    plan, loaded = write_plan(tmp_path, model_spec, cuts=[3], device=FAST)
     out = tmp_path / "out.pt"
     proc = subprocess.run(EDGEWISE + ["run", str(plan), "--testbed", "--inputs", "4", "--outputs", str(out), "--json"],
                           capture_output=True, text=True, timeout=400)
@@ -40,7 +45,7 @@ def test_testbed_run_matches_single_process_and_tears_down(tmp_path, model_spec)
 
 
 def test_worker_killed_inside_the_testbed_stops_the_run_and_cleans_up(tmp_path, model_spec):
-    plan, _ = write_plan(tmp_path, model_spec, cuts=[3])
+    plan, _ = write_plan(tmp_path, model_spec, cuts=[3], device=FAST)
     driver = subprocess.Popen(EDGEWISE + ["run", str(plan), "--testbed", "--inputs", "100000"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     victim = wait_for_worker("edgewise-d1")
@@ -53,7 +58,7 @@ def test_worker_killed_inside_the_testbed_stops_the_run_and_cleans_up(tmp_path, 
 
 
 def test_ctrl_c_tears_the_testbed_down(tmp_path, model_spec):
-    plan, _ = write_plan(tmp_path, model_spec, cuts=[3])
+    plan, _ = write_plan(tmp_path, model_spec, cuts=[3], device=FAST)
     driver = subprocess.Popen(EDGEWISE + ["run", str(plan), "--testbed", "--inputs", "100000"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_worker("edgewise-d0")

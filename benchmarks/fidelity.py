@@ -1,0 +1,98 @@
+"""Fidelity: predicted (simulate) vs measured (run on the emulated fleet) throughput and p50 latency.
+
+For each model x cluster: plan with the edgewise planner, run the plan on the testbed (one
+process per device in its own namespace, shaped links, CPU quotas, time dilation), and compare
+with the simulator's prediction twice: with the default/host-fitted cost model ("before") and
+after `edgewise profile MODEL --testbed-device` measured each device type inside the testbed
+("after"). Needs root. Random weights, random inputs. Prints one JSON line; writes
+benchmarks/results/fidelity.json after every pair, so a partial run still leaves its figures.
+
+    .venv/bin/python benchmarks/fidelity.py [--models zoo:resnet18,...] [--clusters edge-fleet,...] [--inputs 16]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from edgewise.cli.plan_cmd import cost_model, simulate_plan, trace_model
+from edgewise.files import write_atomic
+from edgewise.hardware.cluster_io import load_cluster
+from edgewise.plan.planners import PLANNERS
+from edgewise.testbed.commands import can_emulate
+from edgewise.testbed.drive import run_plan
+from edgewise.testbed.profiling import profile_in_testbed, testbed_cost_model
+
+MODELS = "zoo:resnet18,zoo:mobilenet_v2,zoo:mlp,zoo:m5,zoo:unet,zoo:mlp_mixer"
+CLUSTERS = "edge-fleet,pi-fleet,slow-link"
+OUT = Path(__file__).parent / "results" / "fidelity.json"
+
+
+def rel(pred: float, meas: float) -> float:
+    return abs(pred - meas) / meas
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default=MODELS)
+    ap.add_argument("--clusters", default=CLUSTERS)
+    ap.add_argument("--inputs", type=int, default=16)
+    a = ap.parse_args()
+    if (reason := can_emulate()):
+        sys.exit(f"fidelity needs the testbed: {reason}")
+    torch.set_num_threads(1)
+    profiled: set[tuple[str, str]] = set()
+    rows = []
+    for model in a.models.split(","):
+        graph = trace_model(model)
+        for cname in a.clusters.split(","):
+            cluster = load_cluster(cname)
+            for node in cluster.nodes:      # one device of each type, measured inside the testbed
+                if (node.device.name, model) not in profiled:
+                    profile_in_testbed(cluster, node.name, model, quick=True, repeats=3, db=None)
+                    profiled.add((node.device.name, model))
+            base = cost_model(cluster)
+            plan = PLANNERS["edgewise"](graph, cluster, "throughput", base, 1)
+            with tempfile.TemporaryDirectory() as tmp:
+                plan_file = str(Path(tmp) / "plan.json")
+                Path(plan_file).write_text(plan.to_json())
+                t = time.perf_counter()
+                measured, _ = run_plan(plan, plan_file, str(a.inputs), a.inputs, testbed=True)
+                run_s = time.perf_counter() - t
+            before = simulate_plan(plan, graph, a.inputs, None, None, base)
+            after = simulate_plan(plan, graph, a.inputs, None, None, testbed_cost_model(cluster, base, model))
+            rows.append({
+                "model": model, "cluster": cname, "stages": [s.devices for s in plan.stages],
+                "dilation": measured.time_dilation, "run_s": run_s,
+                "measured": {"throughput_per_s": measured.throughput_per_s, "p50_s": measured.latency_s.p50},
+                "before": {"throughput_per_s": before.throughput_per_s, "p50_s": before.latency_s.p50,
+                           "err_throughput": rel(before.throughput_per_s, measured.throughput_per_s),
+                           "err_p50": rel(before.latency_s.p50, measured.latency_s.p50)},
+                "after": {"throughput_per_s": after.throughput_per_s, "p50_s": after.latency_s.p50,
+                          "err_throughput": rel(after.throughput_per_s, measured.throughput_per_s),
+                          "err_p50": rel(after.latency_s.p50, measured.latency_s.p50)}})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+            write_atomic(OUT, json.dumps(summary(rows, a), indent=2))
+    print(json.dumps({k: v for k, v in summary(rows, a).items() if k != "rows"}))
+
+
+def summary(rows: list[dict], a) -> dict:
+    def stat(which: str, key: str) -> dict:
+        errs = [r[which][key] for r in rows]
+        return {"median": statistics.median(errs), "worst": max(errs)}
+    return {"benchmark": "fidelity", "command": " ".join(sys.argv), "machine": platform.node() + " " + platform.machine(),
+            "pairs": len(rows), "inputs": a.inputs, "data": "random weights, random inputs; emulated fleet",
+            "before": {"throughput": stat("before", "err_throughput"), "p50": stat("before", "err_p50")},
+            "after": {"throughput": stat("after", "err_throughput"), "p50": stat("after", "err_p50")},
+            "rows": rows}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Pipelining pays: on the emulated default fleet, measured throughput of the edgewise plan vs the
+single fastest device and the even layer split, and as a fraction of the fleet's compute bound
+(sum over devices of 1 / predicted whole-model time on that device). One run, side by side.
+
+    .venv/bin/python benchmarks/pipelining.py [--model zoo:resnet50] [--cluster edge-fleet] [--inputs 10]
+Needs root (the testbed). Random weights, random inputs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from edgewise.cli.plan_cmd import cost_model, trace_model
+from edgewise.hardware.cluster_io import load_cluster
+from edgewise.plan.planners import PLANNERS
+from edgewise.testbed.commands import can_emulate
+from edgewise.testbed.drive import run_plan
+from edgewise.testbed.profiling import testbed_cost_model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="zoo:resnet50")
+    ap.add_argument("--cluster", default="edge-fleet")
+    ap.add_argument("--inputs", type=int, default=10)
+    a = ap.parse_args()
+    if (reason := can_emulate()):
+        sys.exit(f"pipelining needs the testbed: {reason}")
+    torch.set_num_threads(1)
+    cluster, graph = load_cluster(a.cluster), trace_model(a.model)
+    cost = cost_model(cluster)
+    measured = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("single", "even", "edgewise"):
+            plan = PLANNERS[name](graph, cluster, "throughput", cost, 1)
+            plan_file = str(Path(tmp) / f"{name}.json")
+            Path(plan_file).write_text(plan.to_json())
+            report, _ = run_plan(plan, plan_file, str(a.inputs), a.inputs, testbed=True)
+            measured[name] = {"throughput_per_s": report.throughput_per_s, "p50_s": report.latency_s.p50,
+                              "stages": [s.devices for s in plan.stages], "dilation": report.time_dilation}
+    bound_cost = testbed_cost_model(cluster, cost, a.model)
+    bound = sum(1 / sum(bound_cost.op_time_s(op, n.device) for op in graph.ops) for n in cluster.nodes)
+    ours = measured["edgewise"]["throughput_per_s"]
+    print(json.dumps({"benchmark": "pipelining", "model": a.model, "cluster": a.cluster, "inputs": a.inputs,
+                      "measured": measured, "edgewise_vs_single": ours / measured["single"]["throughput_per_s"],
+                      "edgewise_vs_even": ours / measured["even"]["throughput_per_s"],
+                      "compute_bound_per_s": bound, "fraction_of_compute_bound": ours / bound,
+                      "machine": platform.node() + " " + platform.machine(),
+                      "data": "random weights, random inputs; emulated fleet (figures in the cluster's own time)"}))
+
+
+if __name__ == "__main__":
+    main()

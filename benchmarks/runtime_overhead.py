@@ -1,0 +1,66 @@
+"""Runtime overhead: a one-stage plan run by `edgewise run`'s workers vs plain eager PyTorch,
+same model, same inputs, same thread count, in one run (medians of repeated rounds).
+
+    .venv/bin/python benchmarks/runtime_overhead.py [--model zoo:resnet18] [--inputs 40] [--rounds 3]
+Random weights, random inputs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from edgewise.cli.plan_cmd import cost_model, trace_model
+from edgewise.hardware.cluster import Cluster, Node
+from edgewise.hardware.catalogue import device
+from edgewise.plan.planners import PLANNERS
+from edgewise.runtime.inputs import random_input
+from edgewise.testbed.drive import run_plan
+from edgewise.zoo.spec import load_model
+
+
+def eager_throughput(model, example, n: int, warmup: int) -> float:
+    inputs = [random_input(example, k) for k in range(n)]
+    with torch.inference_mode():
+        for x in inputs[:warmup]:
+            model(*x)
+        t = time.perf_counter()
+        for x in inputs[warmup:]:
+            model(*x)
+    return (n - warmup) / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="zoo:resnet18")
+    ap.add_argument("--inputs", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args()
+    torch.set_num_threads(1)       # the one-stage worker also gets 1 thread on this 2-core host
+    cluster = Cluster(name="one", nodes=[Node(name="host", device=device("intel-n100"))])
+    graph = trace_model(a.model)
+    plan = PLANNERS["single"](graph, cluster, "throughput", cost_model(cluster), 1)
+    loaded = load_model(a.model)
+    ours, eager = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        plan_file = str(Path(tmp) / "plan.json")
+        Path(plan_file).write_text(plan.to_json())
+        for _ in range(a.rounds):
+            eager.append(eager_throughput(loaded.model, loaded.example_inputs, a.inputs, 2))
+            report, _ = run_plan(plan, plan_file, str(a.inputs), a.inputs, warmup=2)
+            ours.append(report.throughput_per_s)
+    print(json.dumps({"benchmark": "runtime_overhead", "model": a.model, "inputs": a.inputs, "rounds": a.rounds,
+                      "eager_per_s": statistics.median(eager), "edgewise_one_stage_per_s": statistics.median(ours),
+                      "ratio": statistics.median(ours) / statistics.median(eager),
+                      "machine": platform.node() + " " + platform.machine(), "threads": 1,
+                      "data": "random weights, random inputs"}))
+
+
+if __name__ == "__main__":
+    main()
