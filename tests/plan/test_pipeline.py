@@ -13,7 +13,7 @@ from edgewise.plan.planners import PLANNERS, edgewise_planner, even_planner, sin
 from edgewise.plan.profile import profile
 from edgewise.cost.roofline import CostModel
 
-import sys, os
+import sys
 sys.path.insert(0, os.path.dirname(__file__))
 from synthetic import NANO, PI, chain_graph, lan_cluster, wifi_cluster
 

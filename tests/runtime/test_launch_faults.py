@@ -3,7 +3,6 @@
 The workers here are tiny Python scripts (no torch), so the tests take seconds.
 """
 import os
-import signal
 import sys
 import time
 

@@ -3,7 +3,6 @@ also when a worker is killed mid-run or the user presses Ctrl-C. Needs root; ski
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
