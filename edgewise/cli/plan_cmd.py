@@ -74,13 +74,8 @@ def simulate_plan(the_plan: Plan, graph: OpGraph, inputs: int, trace: str | None
 def cost_model(cluster: Cluster) -> CostModel:
     """Roofline efficiencies fitted from the profile database for the cluster's devices that
     `edgewise profile` measured; catalogue defaults for the rest (and when there is no database)."""
-    from edgewise.cost.fit import fit_cost_model
-    from edgewise.hardware.profile_db import default_db_path
-
-    db = default_db_path()
-    if not db.exists():
-        return CostModel()
-    return fit_cost_model(db, devices=sorted({n.device.name for n in cluster.nodes}))
+    from edgewise.cost.fit import fitted_or_default
+    return fitted_or_default(devices=sorted({n.device.name for n in cluster.nodes}))
 
 
 def load_cluster(name_or_path: str) -> Cluster:
@@ -120,7 +115,9 @@ def render_plan(p: Plan, graph: OpGraph, output: str | None) -> None:
 
 
 def render_report(p: Plan, r: Report, trace: str | None, gantt: str | None) -> None:
-    t = Table(title=f"simulated: {p.model} on {p.cluster.name} ({len(p.stages)} stages, {r.inputs} inputs measured)")
+    how = "measured" if r.source == "run" else "simulated"
+    dilated = f", time dilation {r.time_dilation:.2f}x" if r.time_dilation > 1 else ""
+    t = Table(title=f"{how}: {p.model} on {p.cluster.name} ({len(p.stages)} stages, {r.inputs} inputs measured{dilated})")
     t.add_column("figure")
     t.add_column("value", justify="right")
     t.add_row("throughput", f"{r.throughput_per_s:.3f} /s")

@@ -11,7 +11,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edgewise.cli.common import JsonOption, console, emit, err_console
-from edgewise.cli.plan_cmd import cost_model, simulate_plan
+from edgewise.cli.plan_cmd import cost_model, render_report, simulate_plan
 from edgewise.errors import EdgewiseError
 from edgewise.files import write_atomic
 from edgewise.graph.trace import trace
@@ -60,7 +60,7 @@ def run(
     if outputs:
         write_atomic(outputs, out_file.read_bytes())
     if not compare:
-        emit(report, as_json, lambda: _render(plan, report))
+        emit(report, as_json, lambda: render_report(plan, report, None, None))
         return
     cost = cost_model(plan.cluster)
     if report.time_dilation > 1 or testbed:   # predict the testbed with what was measured inside it
@@ -69,7 +69,7 @@ def run(
     rows = compare_reports(predicted, report)
     result = {"measured": report, "predicted": predicted,
               "errors": {r.figure: r.error for r in rows}}
-    emit(result, as_json, lambda: (_render(plan, report), _render_compare(rows)))
+    emit(result, as_json, lambda: (render_report(plan, report, None, None), _render_compare(rows)))
 
 
 def worker(
@@ -117,17 +117,4 @@ def _render_compare(rows) -> None:
         t.add_column(col, justify="left" if col == "figure" else "right")
     for r in rows:
         t.add_row(r.figure, f"{r.predicted:.4g}", f"{r.measured:.4g}", f"{r.error:+.1%}")
-    console.print(t)
-
-
-def _render(plan: Plan, report) -> None:
-    t = Table(title=f"measured: {plan.model} on {plan.cluster.name} ({len(plan.stages)} stages)")
-    t.add_column("figure")
-    t.add_column("value", justify="right")
-    t.add_row("throughput", f"{report.throughput_per_s:.3f} /s")
-    t.add_row("latency p50 / p99", f"{report.latency_s.p50 * 1e3:.1f} / {report.latency_s.p99 * 1e3:.1f} ms")
-    for i, s in enumerate(report.per_stage_s):
-        t.add_row(f"stage {i} ({', '.join(plan.stages[i].devices)})", f"{s * 1e3:.1f} ms/input")
-    t.add_row("bubble fraction", f"{report.bubble_fraction:.2f}")
-    t.add_row("bytes sent / input", f"{report.bytes_sent:,}")
     console.print(t)

@@ -151,11 +151,13 @@ def fit_cost_model(db: ProfileDB | str | os.PathLike, dtype: str = "float32",
     return CostModel(per_device={label: f.efficiency for label, f in fitted.items()}, dtype=dtype)
 
 
-def fitted_or_default(db_path: str | os.PathLike | None = None, dtype: str = "float32") -> CostModel:
+def fitted_or_default(db_path: str | os.PathLike | None = None, dtype: str = "float32",
+                      devices: list[str] | None = None) -> CostModel:
     """The cost model to plan with: fitted from the profile database when there is one (default
-    path: $EDGEWISE_PROFILE_DB or ~/.cache/edgewise/profile.db), else the default efficiencies."""
+    path: $EDGEWISE_PROFILE_DB or ~/.cache/edgewise/profile.db) for the devices it measured
+    (or just `devices`), else the default efficiencies."""
     path = db_path if db_path is not None else default_db_path()
-    return fit_cost_model(path, dtype) if os.path.exists(path) else CostModel(dtype=dtype)
+    return fit_cost_model(path, dtype, devices) if os.path.exists(path) else CostModel(dtype=dtype)
 
 
 def fit_devices(db: ProfileDB | str | os.PathLike, dtype: str = "float32",
