@@ -126,7 +126,8 @@ def run_config(model, ids, name, codec, sparsity, storage, new_tokens, pinned_GB
     if hasattr(torch.cuda, "host_memory_stats"):  # what the pinned caching allocator really holds
         res["host_allocator"] = {k: v for k, v in torch.cuda.host_memory_stats().items() if k.endswith(".current")}
     if profile:
-        from torch.profiler import ProfilerActivity, profile as prof
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as prof
         with prof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
             greedy(model, ids, 3)
         path = os.path.join(out_dir, f"trace_{name}.json")

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from edgewise.cli.plan_cmd import cost_model, trace_model
+from edgewise.files import write_atomic
 from edgewise.hardware.cluster_io import load_cluster
 from edgewise.plan.planners import PLANNERS
 from edgewise.testbed.commands import can_emulate
@@ -47,12 +48,14 @@ def main() -> None:
     bound_cost = testbed_cost_model(cluster, cost, a.model)
     bound = sum(1 / sum(bound_cost.op_time_s(op, n.device) for op in graph.ops) for n in cluster.nodes)
     ours = measured["edgewise"]["throughput_per_s"]
-    print(json.dumps({"benchmark": "pipelining", "model": a.model, "cluster": a.cluster, "inputs": a.inputs,
+    line = json.dumps({"benchmark": "pipelining", "model": a.model, "cluster": a.cluster, "inputs": a.inputs,
                       "measured": measured, "edgewise_vs_single": ours / measured["single"]["throughput_per_s"],
                       "edgewise_vs_even": ours / measured["even"]["throughput_per_s"],
                       "compute_bound_per_s": bound, "fraction_of_compute_bound": ours / bound,
                       "machine": platform.node() + " " + platform.machine(),
-                      "data": "random weights, random inputs; emulated fleet (figures in the cluster's own time)"}))
+                      "data": "random weights, random inputs; emulated fleet (figures in the cluster's own time)"})
+    write_atomic(Path(__file__).parent / "results" / "pipelining.json", line)
+    print(line)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from edgewise.files import write_atomic
 from edgewise.graph.trace import trace
 from edgewise.hardware.cluster_io import load_cluster
 from edgewise.plan.evaluate import StageSpan, channel_loads, evaluate
-from edgewise.plan.pipeline import bisect_period, PipelineSearch
+from edgewise.plan.pipeline import PipelineSearch, bisect_period
 from edgewise.plan.planners import edgewise_planner, even_planner, spans_of
 from edgewise.plan.profile import profile
 from edgewise.sim.pipeline import simulate

@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 
 from edgewise.cli.plan_cmd import cost_model, trace_model
-from edgewise.hardware.cluster import Cluster, Node
+from edgewise.files import write_atomic
 from edgewise.hardware.catalogue import device
+from edgewise.hardware.cluster import Cluster, Node
 from edgewise.plan.planners import PLANNERS
 from edgewise.runtime.inputs import random_input
 from edgewise.testbed.drive import run_plan
@@ -43,13 +44,14 @@ def main() -> None:
     ap.add_argument("--inputs", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
-    # a one-stage run's single worker gets every core (runtime: cores // processes); eager gets the same
-    threads = max(1, os.cpu_count() or 1)
-    torch.set_num_threads(threads)
     cluster = Cluster(name="one", nodes=[Node(name="host", device=device("intel-n100"))])
     graph = trace_model(a.model)
     plan = PLANNERS["single"](graph, cluster, "throughput", cost_model(cluster), 1)
     loaded = load_model(a.model)
+    # a one-stage run's single worker gets every core (runtime: cores // processes); eager gets the
+    # same (set after tracing, which pins itself to one thread)
+    threads = max(1, os.cpu_count() or 1)
+    torch.set_num_threads(threads)
     ours, eager = [], []
     with tempfile.TemporaryDirectory() as tmp:
         plan_file = str(Path(tmp) / "plan.json")
@@ -58,11 +60,13 @@ def main() -> None:
             eager.append(eager_throughput(loaded.model, loaded.example_inputs, a.inputs, 2))
             report, _ = run_plan(plan, plan_file, str(a.inputs), a.inputs, warmup=2)
             ours.append(report.throughput_per_s)
-    print(json.dumps({"benchmark": "runtime_overhead", "model": a.model, "inputs": a.inputs, "rounds": a.rounds,
+    line = json.dumps({"benchmark": "runtime_overhead", "model": a.model, "inputs": a.inputs, "rounds": a.rounds,
                       "eager_per_s": statistics.median(eager), "edgewise_one_stage_per_s": statistics.median(ours),
                       "ratio": statistics.median(ours) / statistics.median(eager),
                       "machine": platform.node() + " " + platform.machine(), "threads": threads,
-                      "data": "random weights, random inputs"}))
+                      "data": "random weights, random inputs"})
+    write_atomic(Path(__file__).parent / "results" / "runtime_overhead.json", line)
+    print(line)
 
 
 if __name__ == "__main__":
