@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
+from edgewise.errors import EdgewiseError
 from edgewise.plan.schema import Plan
 from edgewise.runtime.partition import split, run_stage
 from edgewise.runtime.topology import Seat, inputs_of, rank_for, seats
@@ -46,7 +47,14 @@ class SeatRecord:
 
 def rendezvous_from_env() -> tuple[int, int]:
     """torchrun's RANK / WORLD_SIZE (MASTER_ADDR / MASTER_PORT are read by init_process_group)."""
-    return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    missing = [v for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
+    if missing:
+        raise EdgewiseError(f"worker: {', '.join(missing)} not set; start workers with `edgewise run` "
+                            f"or the torchrun lines of `edgewise run PLAN --print-launch`")
+    try:
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    except ValueError:
+        raise EdgewiseError("worker: RANK and WORLD_SIZE must be integers") from None
 
 
 def serve(model: torch.nn.Module, example_inputs: tuple, plan: Plan, input_fn: InputFn,
@@ -56,7 +64,7 @@ def serve(model: torch.nn.Module, example_inputs: tuple, plan: Plan, input_fn: I
     rank, world = rendezvous_from_env()
     table = seats(plan)
     if world != len(table):
-        raise SystemExit(f"plan needs {len(table)} processes, WORLD_SIZE is {world}")
+        raise EdgewiseError(f"worker: the plan needs {len(table)} processes, WORLD_SIZE is {world}")
     seat = table[rank]
     dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=timeout_s))
     try:

@@ -100,3 +100,17 @@ def test_mismatched_plans_fail_in_one_line_before_any_process(tmp_path, model_sp
     assert len(lines) == 1 and lines[0].startswith("error:")
     if match:
         assert match in lines[0]
+
+
+@pytest.mark.parametrize("env, match", [
+    ({}, "RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT not set"),
+    ({"RANK": "0", "WORLD_SIZE": "9", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29123"}, "needs 2 processes"),
+    ({"RANK": "x", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29123"}, "must be integers"),
+])
+def test_worker_started_wrongly_says_so_in_one_line(tmp_path, model_spec, env, match):
+    plan, _ = write_plan(tmp_path, model_spec, cuts=[3])
+    clean = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    proc = subprocess.run(EDGEWISE + ["worker", str(plan)], env={**clean, **env}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and match in lines[0]
