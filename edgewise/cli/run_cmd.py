@@ -13,7 +13,6 @@ from rich.table import Table
 from edgewise.cli.common import JsonOption, console, emit, err_console
 from edgewise.cli.plan_cmd import cost_model, render_report, simulate_plan
 from edgewise.errors import EdgewiseError
-from edgewise.files import write_atomic
 from edgewise.graph.trace import trace
 from edgewise.plan.report import compare as compare_reports
 from edgewise.plan.schema import Plan, load_plan
@@ -54,16 +53,15 @@ def run(
         raise EdgewiseError("--inputs: need at least one input")
     with Progress(console=err_console, disable=as_json, transient=True) as bar:
         task = bar.add_task("inputs through the pipeline", total=n)
-        report, out_file = run_plan(plan, plan_file, inputs, n, warmup=warmup, testbed=testbed,
-                                    hang_timeout_s=hang_timeout, on_output=lambda k: bar.advance(task),
-                                    on_note=lambda note: err_console.print(f"note: {note}"))
-    if outputs:
-        write_atomic(outputs, out_file.read_bytes())
+        report, on_testbed = run_plan(plan, plan_file, inputs, n, warmup=warmup, testbed=testbed,
+                                      outputs=outputs, hang_timeout_s=hang_timeout,
+                                      on_output=lambda k: bar.advance(task),
+                                      on_note=lambda note: err_console.print(f"note: {note}"))
     if not compare:
         emit(report, as_json, lambda: render_report(plan, report, None, None))
         return
     cost = cost_model(plan.cluster)
-    if report.time_dilation > 1 or testbed:   # predict the testbed with what was measured inside it
+    if on_testbed:   # predict the testbed with what was measured inside it
         cost = testbed_cost_model(plan.cluster, cost, plan.model)
     predicted = simulate_plan(plan, trace(loaded.model, loaded.example_inputs, plan.model), n, None, None, cost)
     rows = compare_reports(predicted, report)

@@ -7,6 +7,7 @@ testbed is always torn down, whatever stops the run.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Callable
 import torch
 
 from edgewise.cost.roofline import op_class
+from edgewise.files import write_atomic
 from edgewise.hardware import profiler
 from edgewise.hardware.cluster import Cluster
 from edgewise.hardware.profile_db import ProfileDB, default_db_path
@@ -56,9 +58,11 @@ def measure_host() -> None:
 
 
 def run_plan(plan: Plan, plan_file: str, inputs: str, n: int, *, warmup: int = 2, testbed: bool = False,
-             hang_timeout_s: float = 120.0, on_output: Callable[[int], None] = lambda k: None,
-             on_note: Callable[[str], None] = lambda note: None) -> tuple[Report, Path]:
-    """Run `n` inputs through the plan; (measured report, path of the outputs file)."""
+             outputs: str | None = None, hang_timeout_s: float = 120.0,
+             on_output: Callable[[int], None] = lambda k: None,
+             on_note: Callable[[str], None] = lambda note: None) -> tuple[Report, bool]:
+    """Run `n` inputs through the plan, writing the model's outputs to `outputs` if given;
+    (measured report, whether it ran on the emulated fleet)."""
     layout = None
     if testbed:
         reason = can_emulate()
@@ -67,16 +71,21 @@ def run_plan(plan: Plan, plan_file: str, inputs: str, n: int, *, warmup: int = 2
         else:
             layout = build_testbed(plan.cluster)
             on_note(f"on the emulated fleet, time dilation {layout.dilation:.2f}x (figures in the cluster's own time)")
+    result_dir = Path(tempfile.mkdtemp(prefix="edgewise-run-"))
     try:
-        return _start(plan, plan_file, inputs, n, warmup, layout, hang_timeout_s, on_output)
+        _start(plan, plan_file, inputs, n, warmup, layout, hang_timeout_s, on_output, result_dir)
+        report, outputs_file = read_result(result_dir)
+        if outputs:
+            write_atomic(outputs, outputs_file.read_bytes())
+        return report, layout is not None
     finally:
+        shutil.rmtree(result_dir, ignore_errors=True)
         if layout is not None:
             netns.down()
 
 
 def _start(plan: Plan, plan_file: str, inputs: str, n: int, warmup: int, layout: Layout | None,
-           hang_timeout_s: float, on_output: Callable[[int], None]) -> tuple[Report, Path]:
-    result_dir = Path(tempfile.mkdtemp(prefix="edgewise-run-"))
+           hang_timeout_s: float, on_output: Callable[[int], None], result_dir: Path) -> None:
     world = len(seats(plan))
     dilation = layout.dilation if layout else 1.0
     master = layout.slot(seats(plan)[0].device).address if layout else "127.0.0.1"
@@ -104,4 +113,3 @@ def _start(plan: Plan, plan_file: str, inputs: str, n: int, warmup: int, layout:
     slowest = min((s.cpu_quota_cores for s in layout.slots), default=1.0) if layout else 1.0
     run_workers(plan, Launch(argv_for=argv, env_for=env, hang_s=hang_timeout_s / min(1.0, slowest),
                              on_event=on_event))
-    return read_result(result_dir)
