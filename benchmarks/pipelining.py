@@ -1,6 +1,8 @@
 """Pipelining pays: on the emulated default fleet, measured throughput of the edgewise plan vs the
 single fastest device and the even layer split, and as a fraction of the fleet's compute bound
-(sum over devices of 1 / predicted whole-model time on that device). One run, side by side.
+(sum over devices of 1 / profiled whole-model time on that device). One run, side by side.
+Each device type is first profiled inside the testbed (`profile --testbed-device`) and the plans
+are made with those figures; the edgewise plan made from catalogue figures is run too.
 
     .venv/bin/python benchmarks/pipelining.py [--model zoo:resnet50] [--cluster edge-fleet] [--inputs 10]
 Needs root (the testbed). Random weights, random inputs.
@@ -22,7 +24,7 @@ from edgewise.hardware.cluster_io import load_cluster
 from edgewise.plan.planners import PLANNERS
 from edgewise.testbed.commands import can_emulate
 from edgewise.testbed.drive import run_plan
-from edgewise.testbed.profiling import testbed_cost_model
+from edgewise.testbed.profiling import profile_in_testbed, testbed_cost_model
 
 
 def main() -> None:
@@ -36,17 +38,21 @@ def main() -> None:
     torch.set_num_threads(1)
     cluster, graph = load_cluster(a.cluster), trace_model(a.model)
     cost = cost_model(cluster)
+    for kind in {n.device.name: n.name for n in cluster.nodes}.values():   # measure each device type inside the testbed
+        profile_in_testbed(cluster, kind, a.model, quick=True, repeats=3, db=None)
+    profiled = testbed_cost_model(cluster, cost, a.model)
     measured = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("single", "even", "edgewise"):
-            plan = PLANNERS[name](graph, cluster, "throughput", cost, 1)
-            plan_file = str(Path(tmp) / f"{name}.json")
+        for name, planner, planned_with in (("single", "single", profiled), ("even", "even", profiled),
+                                            ("edgewise (catalogue figures)", "edgewise", cost),
+                                            ("edgewise", "edgewise", profiled)):
+            plan = PLANNERS[planner](graph, cluster, "throughput", planned_with, 1)
+            plan_file = str(Path(tmp) / f"{planner}.json")
             Path(plan_file).write_text(plan.to_json())
             report, _ = run_plan(plan, plan_file, str(a.inputs), a.inputs, testbed=True)
             measured[name] = {"throughput_per_s": report.throughput_per_s, "p50_s": report.latency_s.p50,
                               "stages": [s.devices for s in plan.stages], "dilation": report.time_dilation}
-    bound_cost = testbed_cost_model(cluster, cost, a.model)
-    bound = sum(1 / sum(bound_cost.op_time_s(op, n.device) for op in graph.ops) for n in cluster.nodes)
+    bound = sum(1 / sum(profiled.op_time_s(op, n.device) for op in graph.ops) for n in cluster.nodes)
     ours = measured["edgewise"]["throughput_per_s"]
     line = json.dumps({"benchmark": "pipelining", "model": a.model, "cluster": a.cluster, "inputs": a.inputs,
                       "measured": measured, "edgewise_vs_single": ours / measured["single"]["throughput_per_s"],
