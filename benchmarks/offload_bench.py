@@ -34,8 +34,9 @@ from edgewise.codecs import bitmap  # noqa: E402
 from edgewise.codecs.bitmap import _decode_torch, _int_view  # noqa: E402
 from edgewise.codecs.prune import prune_  # noqa: E402
 from edgewise.offload.engine import OffloadEngine, decoder_layers  # noqa: E402
-from edgewise.offload.measure import greedy, h2d_GBps, host_rss_bytes  # noqa: E402
+from edgewise.offload.measure import greedy, h2d_GBps  # noqa: E402
 from edgewise.offload.models import prune_decoder_  # noqa: E402
+from edgewise.proc import rss_bytes  # noqa: E402
 
 
 def kernel_figures(pinned_GBps: float) -> dict:
@@ -100,7 +101,7 @@ def run_config(model, ids, name, codec, sparsity, storage, new_tokens, pinned_GB
     ref = greedy(model, ids, new_tokens)
     model.to("cpu")
     torch.cuda.empty_cache()
-    rss_before = host_rss_bytes()
+    rss_before = rss_bytes()
     t0 = time.perf_counter()
     engine = OffloadEngine(model, "cuda", codec=codec, storage=storage, resident_layers=0)  # disk: a temp dir
     setup_s = time.perf_counter() - t0
@@ -122,7 +123,7 @@ def run_config(model, ids, name, codec, sparsity, storage, new_tokens, pinned_GB
                generated=gen.tokens, logits_sha256=logits_sha256(gen.first_logits), resident_layers=st.resident_layers, streamed_layers=st.streamed_layers,
                pinned_bytes=st.pinned_bytes, gpu_weight_bytes=st.gpu_weight_bytes,
                peak_gpu_bytes=torch.cuda.max_memory_allocated(),
-               host_rss_bytes=host_rss_bytes(), host_rss_added_bytes=host_rss_bytes() - rss_before)
+               host_rss_bytes=rss_bytes(), host_rss_added_bytes=rss_bytes() - rss_before)
     if hasattr(torch.cuda, "host_memory_stats"):  # what the pinned caching allocator really holds
         res["host_allocator"] = {k: v for k, v in torch.cuda.host_memory_stats().items() if k.endswith(".current")}
     if profile:

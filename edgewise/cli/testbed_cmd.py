@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import typer
 from rich.table import Table
@@ -25,7 +26,7 @@ def up(cluster: str = typer.Argument("edge-fleet", help="A built-in cluster name
     if reason:
         raise EdgewiseError(reason.split(";")[0])
     layout = build_testbed(load_cluster(cluster))
-    emit(layout_dict(layout), as_json, lambda: _render(layout))
+    emit(asdict(layout), as_json, lambda: _render(layout))
 
 
 @testbed_app.command("down")
@@ -42,11 +43,6 @@ def status(as_json: bool = JsonOption) -> None:
     found = netns.leftover_namespaces()
     emit({"up": state is not None, "namespaces": found, "state": state}, as_json,
          lambda: console.print(f"testbed {'up' if state else 'down'}; namespaces: {', '.join(found) or 'none'}"))
-
-
-def layout_dict(layout: Layout) -> dict:
-    from dataclasses import asdict
-    return asdict(layout)
 
 
 def _render(layout: Layout) -> None:

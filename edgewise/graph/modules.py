@@ -21,7 +21,6 @@ from edgewise.graph.failures import first_line
 from edgewise.graph.opgraph import Op, OpGraph, TensorSpec
 from edgewise.graph.tensors import nbytes, tensors_in
 
-
 _CONTAINERS = (nn.Sequential, nn.ModuleList)
 
 

@@ -18,7 +18,16 @@ from pydantic import ValidationError
 from edgewise.errors import EdgewiseError
 from edgewise.hardware.cluster import Device
 from edgewise.hardware.profile_db import ProfileDB, default_db_path
-from edgewise.hardware.spec import Bandwidth, Bytes, Figure, Flops, Spec, Watts, close_matches, validation_line
+from edgewise.hardware.spec import (
+    Bandwidth,
+    Bytes,
+    Figure,
+    Flops,
+    Spec,
+    Watts,
+    close_matches,
+    validation_line,
+)
 
 MEASURED_LABELS = ("local", "local-cuda")     # what `edgewise profile` records for CPU and GPU
 

@@ -28,7 +28,13 @@ from pydantic import Discriminator, Tag, ValidationError, model_validator
 from edgewise.errors import EdgewiseError
 from edgewise.hardware.catalogue import DeviceSpec, device
 from edgewise.hardware.cluster import Cluster, Link, Medium, Node
-from edgewise.hardware.spec import Bandwidth, Seconds, Spec, close_matches, validation_line
+from edgewise.hardware.spec import (
+    Bandwidth,
+    Seconds,
+    Spec,
+    close_matches,
+    validation_line,
+)
 
 DEFAULT_CLUSTER = "edge-fleet"
 

@@ -6,9 +6,22 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
-from edgewise.hardware.units import parse_bandwidth, parse_bytes, parse_flops, parse_power, parse_time
+from edgewise.hardware.units import (
+    parse_bandwidth,
+    parse_bytes,
+    parse_flops,
+    parse_power,
+    parse_time,
+)
 
 Bytes = Annotated[float, BeforeValidator(parse_bytes), Field(gt=0)]
 Bandwidth = Annotated[float, BeforeValidator(parse_bandwidth), Field(gt=0)]

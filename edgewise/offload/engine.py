@@ -26,7 +26,13 @@ from torch import nn
 from edgewise.codecs.bitmap import DEFAULT_BLOCK
 from edgewise.errors import EdgewiseError
 from edgewise.offload import disk
-from edgewise.offload.packing import Codec, LayerLayout, pack_layer, raw_views, unpack_into
+from edgewise.offload.packing import (
+    Codec,
+    LayerLayout,
+    pack_layer,
+    raw_views,
+    unpack_into,
+)
 
 Storage = Literal["host", "disk"]
 LAYER_PATHS = ("model.layers", "model.decoder.layers", "transformer.h", "gpt_neox.layers")

@@ -1,7 +1,6 @@
 """Timing greedy generation per decode step, the host-to-GPU link, and memory use."""
 from __future__ import annotations
 
-import resource
 import statistics
 import time
 from dataclasses import dataclass
@@ -76,6 +75,3 @@ def h2d_GBps(pinned: bool, nbytes: int = 1 << 30, reps: int = 20) -> float:
     return nbytes / statistics.median(times) / 1e9
 
 
-def host_rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()

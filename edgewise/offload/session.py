@@ -11,9 +11,10 @@ import torch
 
 from edgewise.errors import EdgewiseError
 from edgewise.offload.engine import OffloadEngine, Storage, decoder_layers
-from edgewise.offload.measure import greedy, h2d_GBps, host_rss_bytes
+from edgewise.offload.measure import greedy, h2d_GBps
 from edgewise.offload.models import SHAPES, load_model, prune_decoder_
 from edgewise.offload.sizes import parse_bytes
+from edgewise.proc import rss_bytes
 
 
 @dataclass
@@ -129,5 +130,5 @@ def run_offload(req: OffloadRequest) -> OffloadReport:
         wire_bytes_per_token=st.streamed_bytes_per_pass, wire_GBps=wire,
         effective_GBps=st.streamed_dense_bytes_per_pass / spt / 1e9, pinned_h2d_GBps=pinned_bw,
         frac_of_pinned=wire / pinned_bw if pinned_bw else None, pinned_bytes=st.pinned_bytes,
-        peak_gpu_bytes=torch.cuda.max_memory_allocated() if cuda else None, host_rss_bytes=host_rss_bytes(),
+        peak_gpu_bytes=torch.cuda.max_memory_allocated() if cuda else None, host_rss_bytes=rss_bytes(),
         data="random weights" if req.model in SHAPES else "checkpoint weights")

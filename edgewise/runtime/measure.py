@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import statistics
 
-from edgewise.plan.report import Report, stream_metrics
+from edgewise.plan.report import LatencyStats, Report, stream_metrics
 from edgewise.plan.schema import Plan
 from edgewise.runtime.worker import SeatRecord
 
@@ -34,7 +34,7 @@ def report(records: list[SeatRecord], plan: Plan, n_inputs: int, warmup: int,
         energy = joules / dilation / len(measured)
     return Report(
         source="run", inputs=len(measured), throughput_per_s=throughput * dilation,
-        latency_s=type(latency)(p50=latency.p50 / dilation, p99=latency.p99 / dilation),
+        latency_s=LatencyStats(p50=latency.p50 / dilation, p99=latency.p99 / dilation),
         per_stage_s=per_stage, bubble_fraction=bubble,
         bytes_sent=round(sum(r.bytes_sent for r in records) / n_inputs),
         peak_memory_bytes={r.device: r.param_bytes + max(0, r.peak_rss_bytes - r.base_rss_bytes)

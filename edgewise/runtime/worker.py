@@ -22,7 +22,8 @@ import torch.distributed as dist
 
 from edgewise.errors import EdgewiseError
 from edgewise.plan.schema import Plan
-from edgewise.runtime.partition import split, run_stage
+from edgewise.proc import rss_bytes
+from edgewise.runtime.partition import run_stage, split
 from edgewise.runtime.topology import Seat, inputs_of, rank_for, seats
 from edgewise.runtime.wire import pack, unpack, wire_specs
 
@@ -91,7 +92,7 @@ def _serve(model, example_inputs, plan, seat: Seat, input_fn, n_inputs, latency_
     sender = _Sender(rec)
     dist.barrier()
     t0 = time.perf_counter()
-    rec.base_rss_bytes = _rss()
+    rec.base_rss_bytes = rss_bytes()
     with torch.inference_mode():
         for k in _work_of(plan, seat, n_inputs):
             if seat.stage == 0 and seat.rank == 0:
@@ -108,7 +109,7 @@ def _serve(model, example_inputs, plan, seat: Seat, input_fn, n_inputs, latency_
             live = run_stage(st, env, params)
             end = time.perf_counter()
             rec.begin_s[k], rec.end_s[k], rec.compute_s[k] = begin - t0, end - t0, end - begin
-            rec.peak_rss_bytes = max(rec.peak_rss_bytes, _rss())
+            rec.peak_rss_bytes = max(rec.peak_rss_bytes, rss_bytes())
             if last:
                 rec.outputs[k] = [live[n].clone() for n in st.sends]
             else:
@@ -158,8 +159,3 @@ class _Sender:
                 self.rec.bytes_sent += buf.numel()
         except BaseException as e:  # surfaced to the main thread at its next put/close
             self.error = e
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

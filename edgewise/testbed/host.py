@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgewise.errors import EdgewiseError
 from edgewise.hardware.profile_db import ProfileDB, default_db_path
 
 
@@ -14,17 +13,7 @@ def host_core_flops(db_path: str | os.PathLike | None = None) -> float | None:
     if not path.exists():
         return None
     with ProfileDB(path, readonly=True) as db:
-        for run in reversed(db.runs("local")):
-            device = db.measured_device("local")
-            if device is None:
-                return None
-            threads = int(run.software.get("threads", 1)) or 1
-            return device.peak("float32") / threads
-    return None
-
-
-def require_host_core_flops(db_path: str | os.PathLike | None = None) -> float:
-    flops = host_core_flops(db_path)
-    if flops is None:
-        raise EdgewiseError("the testbed needs this host's speed: run `edgewise profile --quick` first")
-    return flops
+        runs, device = db.runs("local"), db.measured_device("local")
+    if not runs or device is None:
+        return None
+    return device.peak("float32") / max(1, int(runs[-1].software.get("threads", 1)))
