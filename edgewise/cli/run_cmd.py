@@ -22,10 +22,14 @@ from edgewise.runtime.launch import emit_event
 from edgewise.runtime.partition import split
 from edgewise.runtime.result import stack_outputs, write_result
 from edgewise.runtime.topology import seats
-from edgewise.runtime.worker import serve
-from edgewise.testbed.drive import run_plan
+from edgewise.runtime.worker import check_device_name, serve
+from edgewise.testbed.drive import check_run_device, run_plan
 from edgewise.testbed.profiling import testbed_cost_model
 from edgewise.zoo.spec import load_model
+
+
+DeviceOption = typer.Option("cpu", "--device", help="cpu (gloo) or cuda: each process on a GPU of its own "
+                            "(LOCAL_RANK modulo the GPUs it sees), activations over NCCL.")
 
 
 def run(
@@ -35,6 +39,7 @@ def run(
     warmup: int = typer.Option(2, "--warmup", min=0, help="Inputs that fill the pipeline and are left out of the figures."),
     compare: bool = typer.Option(False, "--compare", help="Also simulate the plan and show predicted vs measured."),
     testbed: bool = typer.Option(False, "--testbed", help="Run inside an emulated fleet shaped like the plan's cluster."),
+    device: str = DeviceOption,
     print_launch: bool = typer.Option(False, "--print-launch", help="Print the torchrun command for each device and exit."),
     master_addr: str = typer.Option("127.0.0.1", "--master-addr", help="Address of the first device (for --print-launch)."),
     hang_timeout: float = typer.Option(120.0, "--hang-timeout", min=1, help="Stop the run after this many seconds without progress."),
@@ -43,8 +48,9 @@ def run(
     """Run PLAN.json on one process per device and report what was measured."""
     plan = load_plan(plan_file)
     if print_launch:
-        _print_launch(plan, plan_file, master_addr, inputs, as_json)
+        _print_launch(plan, plan_file, master_addr, inputs, device, as_json)
         return
+    check_run_device(plan, device, testbed)
     loaded = load_model(plan.model)
     split(loaded.model, loaded.example_inputs, plan)  # a plan that does not fit the model fails here, before any process
     _, available = input_source(None if inputs.isdigit() else inputs, loaded.example_inputs)
@@ -54,7 +60,7 @@ def run(
     with Progress(console=err_console, disable=as_json, transient=True) as bar:
         task = bar.add_task("inputs through the pipeline", total=n)
         report, on_testbed = run_plan(plan, plan_file, inputs, n, warmup=warmup, testbed=testbed,
-                                      outputs=outputs, hang_timeout_s=hang_timeout,
+                                      device=device, outputs=outputs, hang_timeout_s=hang_timeout,
                                       on_output=lambda k: bar.advance(task),
                                       on_note=lambda note: err_console.print(f"note: {note}"))
     if not compare:
@@ -79,6 +85,7 @@ def worker(
     threads: int = typer.Option(1, "--threads", min=1),
     time_dilation: float = typer.Option(1.0, "--time-dilation", min=1.0),
     timeout: float = typer.Option(300.0, "--timeout", min=1),
+    device: str = DeviceOption,
 ) -> None:
     """One process of a run (what `torchrun` starts on each device)."""
     torch.set_num_threads(threads)
@@ -86,7 +93,7 @@ def worker(
     loaded = load_model(plan.model)
     fn, _ = input_source(None if inputs.isdigit() else inputs, loaded.example_inputs)
     emit_event(ev="ready")
-    records = serve(loaded.model, loaded.example_inputs, plan, fn, count, latency_scale=time_dilation,
+    records = serve(loaded.model, loaded.example_inputs, plan, fn, count, device=device, latency_scale=time_dilation,
                     timeout_s=timeout, on_step=lambda k: emit_event(ev="step", k=k))
     if records is not None:  # rank 0
         report = measure.report(records, plan, count, warmup, dilation=time_dilation)
@@ -95,7 +102,8 @@ def worker(
         emit_event(ev="result", folder=str(folder))
 
 
-def _print_launch(plan: Plan, plan_file: str, master_addr: str, inputs: str, as_json: bool) -> None:
+def _print_launch(plan: Plan, plan_file: str, master_addr: str, inputs: str, device: str, as_json: bool) -> None:
+    check_device_name(device)   # the GPUs are on the devices, not here
     world = len(seats(plan))
     port = 29500
     cmds = []
@@ -103,7 +111,7 @@ def _print_launch(plan: Plan, plan_file: str, master_addr: str, inputs: str, as_
         cmd = ["torchrun", f"--nnodes={world}", "--nproc-per-node=1", f"--node-rank={seat.rank}",
                f"--master-addr={master_addr}", f"--master-port={port}", "--no-python",
                "edgewise", "worker", plan_file, "--inputs", inputs,
-               "--count", inputs if inputs.isdigit() else "32"]
+               "--count", inputs if inputs.isdigit() else "32", "--device", device]
         cmds.append({"device": seat.device, "stage": seat.stage, "rank": seat.rank, "command": shlex.join(cmd)})
     emit(cmds, as_json, lambda: [console.print(f"# {c['device']} (stage {c['stage']}, rank {c['rank']})\n{c['command']}")
                                  for c in cmds])

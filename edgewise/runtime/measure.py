@@ -37,6 +37,5 @@ def report(records: list[SeatRecord], plan: Plan, n_inputs: int, warmup: int,
         latency_s=LatencyStats(p50=latency.p50 / dilation, p99=latency.p99 / dilation),
         per_stage_s=per_stage, bubble_fraction=bubble,
         bytes_sent=round(sum(r.bytes_sent for r in records) / n_inputs),
-        peak_memory_bytes={r.device: r.param_bytes + max(0, r.peak_rss_bytes - r.base_rss_bytes)
-                           for r in records},
+        peak_memory_bytes={r.device: r.peak_memory_bytes for r in records},
         energy_j_per_inference=energy, time_dilation=dilation)

@@ -107,6 +107,22 @@ def _attr(root: torch.nn.Module, target: str) -> torch.Tensor:
     return obj
 
 
+def to_device(st: StageProgram, device: torch.device) -> None:
+    """Make a stage run on `device`. torch.export writes the device it traced on into the ops
+    that make tensors (`arange(..., device=cpu)`, `to(cpu)`, metadata asserts), so every device
+    a node names becomes `device`; the stage's weights are moved by the caller."""
+    def swap(a):
+        return device if isinstance(a, torch.device) else a
+
+    for gm in st.module.modules():
+        if isinstance(gm, fx.GraphModule):
+            for node in gm.graph.nodes:
+                node.args = fx.node.map_aggregate(node.args, swap)
+                node.kwargs = fx.node.map_aggregate(node.kwargs, swap)
+            gm.recompile()
+    st.module.to(device)
+
+
 def run_stage(st: StageProgram, env: dict[str, torch.Tensor], params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Run one stage on the values it received; return the live set to send on."""
     args = [params[a] if a in st.param_names else env[a] for a in st.arg_names]

@@ -6,6 +6,7 @@ to both ends without any coordination.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from edgewise.plan.schema import Plan
@@ -36,3 +37,14 @@ def rank_for(plan: Plan, stage: int, k: int) -> int:
 def inputs_of(plan: Plan, seat: Seat, n_inputs: int) -> range:
     """The input indices this seat serves, in order."""
     return range(seat.replica, n_inputs, len(plan.stages[seat.stage].devices))
+
+
+def pairs(plan: Plan) -> list[tuple[int, int]]:
+    """Every (sender rank, receiver rank) that carries messages, in one order all ranks agree on:
+    the first device handing inputs to stage 0's other replicas, then each cut. Input k goes
+    from replica k mod m to replica k mod n, so lcm(m, n) inputs show every pair of a cut."""
+    out = {(0, rank_for(plan, 0, k)) for k in range(len(plan.stages[0].devices))} - {(0, 0)}
+    for i in range(len(plan.stages) - 1):
+        m, n = len(plan.stages[i].devices), len(plan.stages[i + 1].devices)
+        out |= {(rank_for(plan, i, k), rank_for(plan, i + 1, k)) for k in range(math.lcm(m, n))}
+    return sorted(out)

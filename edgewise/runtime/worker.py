@@ -6,6 +6,12 @@ a thread of their own so a stage computes input k+1 while input k travels; a lin
 propagation latency is added there, before the send (netem is not available to emulate it).
 At the end every rank's timings (and the last stage's outputs) are gathered to rank 0,
 which returns them for `runtime/measure.py`.
+
+On `cuda` a process holds its stage's weights and activations on GPU LOCAL_RANK (modulo the
+GPUs it sees) and talks NCCL instead of gloo. NCCL calls return once queued, so the times
+are taken after waiting for the GPU: a stage begins when its input has arrived and ends when
+its kernels have. NCCL ignores tags; messages still match because each pair of ranks sends
+and receives in input order.
 """
 from __future__ import annotations
 
@@ -23,11 +29,12 @@ import torch.distributed as dist
 from edgewise.errors import EdgewiseError
 from edgewise.plan.schema import Plan
 from edgewise.proc import rss_bytes
-from edgewise.runtime.partition import run_stage, split
-from edgewise.runtime.topology import Seat, inputs_of, rank_for, seats
+from edgewise.runtime.partition import run_stage, split, to_device
+from edgewise.runtime.topology import Seat, inputs_of, pairs, rank_for, seats
 from edgewise.runtime.wire import pack, unpack, wire_specs
 
 InputFn = Callable[[int], tuple]
+DEVICES = ("cpu", "cuda")
 
 
 @dataclass
@@ -40,9 +47,8 @@ class SeatRecord:
     compute_s: dict[int, float] = field(default_factory=dict)   # input k: compute time
     end_s: dict[int, float] = field(default_factory=dict)       # input k: stage result ready
     bytes_sent: int = 0
-    peak_rss_bytes: int = 0
-    base_rss_bytes: int = 0
     param_bytes: int = 0
+    peak_memory_bytes: int = 0   # GPU: peak allocated; CPU: weights plus resident growth while serving
     outputs: dict[int, list[torch.Tensor]] = field(default_factory=dict)
 
 
@@ -58,65 +64,122 @@ def rendezvous_from_env() -> tuple[int, int]:
         raise EdgewiseError("worker: RANK and WORLD_SIZE must be integers") from None
 
 
+def check_device_name(device: str) -> None:
+    if device not in DEVICES:
+        raise EdgewiseError(f"--device {device!r}: use {' or '.join(DEVICES)}")
+
+
+def check_device(device: str, processes_on_host: int) -> None:
+    """One line, before any process starts, when `device` cannot serve this many processes here."""
+    check_device_name(device)
+    if device == "cpu":
+        return
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus == 0:
+        raise EdgewiseError("--device cuda: this machine has no CUDA GPU that torch can use; run with --device cpu")
+    if gpus < processes_on_host:   # NCCL refuses two ranks on one GPU
+        raise EdgewiseError(f"--device cuda: the plan runs {processes_on_host} processes on this host but it has "
+                            f"{gpus} GPU(s), and NCCL needs one GPU per process; use --device cpu or a plan "
+                            f"over at most {gpus} devices")
+
+
+def local_device(device: str) -> torch.device:
+    """This process's device: the CPU, or GPU LOCAL_RANK modulo the GPUs this process sees."""
+    check_device(device, 1)
+    if device == "cpu":
+        return torch.device("cpu")
+    try:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    except ValueError:
+        raise EdgewiseError("worker: LOCAL_RANK must be an integer") from None
+    return torch.device("cuda", local_rank % torch.cuda.device_count())
+
+
 def serve(model: torch.nn.Module, example_inputs: tuple, plan: Plan, input_fn: InputFn,
-          n_inputs: int, *, latency_scale: float = 1.0, timeout_s: float = 120.0,
+          n_inputs: int, *, device: str = "cpu", latency_scale: float = 1.0, timeout_s: float = 120.0,
           on_step: Callable[[int], None] = lambda k: None) -> list[SeatRecord] | None:
-    """Serve `n_inputs` through this rank's stage. Rank 0 gets every rank's records."""
+    """Serve `n_inputs` through this rank's stage on `device` (cpu or cuda). Rank 0 gets every
+    rank's records."""
     rank, world = rendezvous_from_env()
     table = seats(plan)
     if world != len(table):
         raise EdgewiseError(f"worker: the plan needs {len(table)} processes, WORLD_SIZE is {world}")
     seat = table[rank]
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=timeout_s))
+    dev = local_device(device)
+    timeout = timedelta(seconds=timeout_s)
+    groups: dict[tuple[int, int], dist.ProcessGroup] = {}   # (src, dst) -> its group; none: the default
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)   # gather_object and barrier use the current device
+        # device_id (torch >= 2.3; pyproject asks 2.11) binds the group to this GPU and
+        # creates its communicator now rather than at the first collective
+        dist.init_process_group("nccl", rank=rank, world_size=world, timeout=timeout, device_id=dev)
+        # So bound, send/recv on a group use its one communicator, serialised with everything
+        # else on it, and a middle stage would drive it from two threads at once (receiving on
+        # this one, sending on the sender's). A group for each pair of ranks that talk keeps
+        # transfers concurrent and each communicator on one thread. All ranks make every group.
+        groups = {p: dist.new_group(list(p)) for p in pairs(plan)}
+    else:
+        dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timeout)
     try:
-        return _serve(model, example_inputs, plan, seat, input_fn, n_inputs, latency_scale, on_step)
+        return _serve(model, example_inputs, plan, seat, dev, groups, input_fn, n_inputs, latency_scale, on_step)
     finally:
         dist.destroy_process_group()
 
 
-def _serve(model, example_inputs, plan, seat: Seat, input_fn, n_inputs, latency_scale, on_step):
+def _serve(model, example_inputs, plan, seat: Seat, dev: torch.device, groups: dict, input_fn, n_inputs,
+           latency_scale, on_step):
     staged = split(model, example_inputs, plan)
     specs = wire_specs(staged, example_inputs)
     st = staged.stages[seat.stage]
-    params = {n: staged.params[n] for n in st.param_names}   # drop the other stages' weights
+    params = {n: staged.params[n].to(dev) for n in st.param_names}   # drop the other stages' weights
     del staged.params, model
+    if dev.type != "cpu":
+        to_device(st, dev)
     rec = SeatRecord(rank=seat.rank, stage=seat.stage, device=seat.device,
                      param_bytes=sum(p.numel() * p.element_size() for p in params.values()))
     last = seat.stage == len(plan.stages) - 1
     devices = {s.rank: s.device for s in seats(plan)}
 
-    def latency_to(rank: int) -> float:
-        ch = plan.cluster.channel(seat.device, devices[rank])
-        return (ch.latency_s if ch else 0.0) * latency_scale
+    def send(k: int, buf: torch.Tensor, dst: int) -> None:
+        ch = plan.cluster.channel(seat.device, devices[dst])
+        sender.put(k, buf, dst, groups.get((seat.rank, dst)), (ch.latency_s if ch else 0.0) * latency_scale)
 
-    sender = _Sender(rec)
+    def wait_for_gpu() -> None:
+        if dev.type == "cuda":   # this thread's stream only: sends on the sender's stream go on
+            torch.cuda.current_stream(dev).synchronize()
+
+    sender = _Sender(rec, dev)
     dist.barrier()
     t0 = time.perf_counter()
-    rec.base_rss_bytes = rss_bytes()
+    base_rss = peak_rss = rss_bytes()
     with torch.inference_mode():
         for k in _work_of(plan, seat, n_inputs):
             if seat.stage == 0 and seat.rank == 0:
-                env = dict(zip(specs[0].names, input_fn(k)))
+                env = {n: x.to(dev) for n, x in zip(specs[0].names, input_fn(k))}
                 if (dst := rank_for(plan, 0, k)) != 0:   # the first device hands the other replicas their inputs
-                    sender.put(k, pack(specs[0], env), dst, latency_to(dst))
+                    send(k, pack(specs[0], env), dst)
                     continue
             else:
                 src = 0 if seat.stage == 0 else rank_for(plan, seat.stage - 1, k)
-                buf = torch.empty(specs[seat.stage].nbytes, dtype=torch.uint8)
-                dist.recv(buf, src=src, tag=k)
+                buf = torch.empty(specs[seat.stage].nbytes, dtype=torch.uint8, device=dev)
+                dist.recv(buf, src=src, tag=k, group=groups.get((src, seat.rank)))
                 env = unpack(specs[seat.stage], buf)
+            wait_for_gpu()
             begin = time.perf_counter()
             live = run_stage(st, env, params)
+            wait_for_gpu()
             end = time.perf_counter()
             rec.begin_s[k], rec.end_s[k], rec.compute_s[k] = begin - t0, end - t0, end - begin
-            rec.peak_rss_bytes = max(rec.peak_rss_bytes, rss_bytes())
+            peak_rss = max(peak_rss, rss_bytes())
             if last:
-                rec.outputs[k] = [live[n].clone() for n in st.sends]
+                rec.outputs[k] = [live[n].to("cpu", copy=True) for n in st.sends]
             else:
                 dst = rank_for(plan, seat.stage + 1, k)
-                sender.put(k, pack(specs[seat.stage + 1], live), dst, latency_to(dst))
+                send(k, pack(specs[seat.stage + 1], live), dst)
             on_step(k)
     sender.close()
+    rec.peak_memory_bytes = (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda"
+                             else rec.param_bytes + max(0, peak_rss - base_rss))
     gathered: list = [None] * dist.get_world_size() if seat.rank == 0 else None
     dist.gather_object(rec, gathered, dst=0)
     return gathered
@@ -128,19 +191,31 @@ def _work_of(plan: Plan, seat: Seat, n_inputs: int) -> range:
 
 
 class _Sender:
-    """Sends in order on its own thread, each message no earlier than its link's latency after it was ready."""
+    """Sends in order on its own thread, each message no earlier than its link's latency after it was ready.
 
-    def __init__(self, rec: SeatRecord):
+    On a GPU the sends go on a stream of their own: on the compute stream, NCCL would wait for
+    the next input's kernels and they for the send, and compute and transfer would not overlap.
+    The send stream waits for an event recorded where the buffer was packed, and the thread
+    waits for each send to finish, so a buffer is never freed (and reused by the caching
+    allocator) while NCCL still reads it.
+    """
+
+    def __init__(self, rec: SeatRecord, dev: torch.device):
         self.rec = rec
+        self.dev = dev
         self.q: queue.Queue = queue.Queue(maxsize=2)   # bounds memory if the next stage is slow
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
-    def put(self, k: int, buf: torch.Tensor, dst: int, latency_s: float) -> None:
+    def put(self, k: int, buf: torch.Tensor, dst: int, group: dist.ProcessGroup | None, latency_s: float) -> None:
         if self.error:
             raise self.error
-        self.q.put((k, buf, dst, time.perf_counter() + latency_s))
+        packed = None
+        if buf.is_cuda:
+            packed = torch.cuda.Event()
+            packed.record()   # on the compute stream, after the kernels that packed `buf`
+        self.q.put((k, buf, packed, dst, group, time.perf_counter() + latency_s))
 
     def close(self) -> None:
         self.q.put(None)
@@ -150,12 +225,22 @@ class _Sender:
 
     def _run(self) -> None:
         try:
+            stream = None
+            if self.dev.type == "cuda":
+                torch.cuda.set_device(self.dev)   # the current GPU is per thread
+                stream = torch.cuda.Stream(self.dev)
             while (item := self.q.get()) is not None:
-                k, buf, dst, due = item
+                k, buf, packed, dst, group, due = item
                 wait = due - time.perf_counter()
                 if wait > 0:
                     time.sleep(wait)
-                dist.send(buf, dst=dst, tag=k)
+                if stream is None:
+                    dist.send(buf, dst=dst, tag=k, group=group)
+                else:
+                    with torch.cuda.stream(stream):
+                        stream.wait_event(packed)
+                        dist.send(buf, dst=dst, tag=k, group=group)
+                    stream.synchronize()
                 self.rec.bytes_sent += buf.numel()
         except BaseException as e:  # surfaced to the main thread at its next put/close
             self.error = e

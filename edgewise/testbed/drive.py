@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 
 from edgewise.cost.roofline import op_class
+from edgewise.errors import EdgewiseError
 from edgewise.files import write_atomic
 from edgewise.hardware import profiler
 from edgewise.hardware.cluster import Cluster
@@ -25,6 +26,7 @@ from edgewise.plan.schema import Plan
 from edgewise.runtime.launch import Launch, free_port, run_workers
 from edgewise.runtime.result import read_result
 from edgewise.runtime.topology import Seat, seats
+from edgewise.runtime.worker import check_device
 from edgewise.testbed import netns
 from edgewise.testbed.commands import can_emulate
 from edgewise.testbed.host import host_core_flops
@@ -57,12 +59,22 @@ def measure_host() -> None:
         db.record(run, rows)
 
 
+def check_run_device(plan: Plan, device: str, testbed: bool) -> None:
+    """One line, before any process starts, when the run cannot use `device` here: every
+    process of a local run is on this host, so `cuda` needs a GPU for each."""
+    if testbed and device != "cpu":
+        raise EdgewiseError(f"--device {device} with --testbed: the emulated fleet is CPUs (namespaces and CPU "
+                            f"quotas); drop --testbed to run on this machine's GPUs, or use --device cpu")
+    check_device(device, len(seats(plan)))
+
+
 def run_plan(plan: Plan, plan_file: str, inputs: str, n: int, *, warmup: int = 2, testbed: bool = False,
-             outputs: str | None = None, hang_timeout_s: float = 120.0,
+             device: str = "cpu", outputs: str | None = None, hang_timeout_s: float = 120.0,
              on_output: Callable[[int], None] = lambda k: None,
              on_note: Callable[[str], None] = lambda note: None) -> tuple[Report, bool]:
-    """Run `n` inputs through the plan, writing the model's outputs to `outputs` if given;
-    (measured report, whether it ran on the emulated fleet)."""
+    """Run `n` inputs through the plan on `device` (cpu, or cuda: one GPU per process), writing
+    the model's outputs to `outputs` if given; (measured report, whether it ran on the emulated fleet)."""
+    check_run_device(plan, device, testbed)
     layout = None
     if testbed:
         reason = can_emulate()
@@ -73,7 +85,7 @@ def run_plan(plan: Plan, plan_file: str, inputs: str, n: int, *, warmup: int = 2
             on_note(f"on the emulated fleet, time dilation {layout.dilation:.2f}x (figures in the cluster's own time)")
     result_dir = Path(tempfile.mkdtemp(prefix="edgewise-run-"))
     try:
-        _start(plan, plan_file, inputs, n, warmup, layout, hang_timeout_s, on_output, result_dir)
+        _start(plan, plan_file, inputs, n, warmup, layout, device, hang_timeout_s, on_output, result_dir)
         report, outputs_file = read_result(result_dir)
         if outputs:
             write_atomic(outputs, outputs_file.read_bytes())
@@ -84,7 +96,7 @@ def run_plan(plan: Plan, plan_file: str, inputs: str, n: int, *, warmup: int = 2
             netns.down()
 
 
-def _start(plan: Plan, plan_file: str, inputs: str, n: int, warmup: int, layout: Layout | None,
+def _start(plan: Plan, plan_file: str, inputs: str, n: int, warmup: int, layout: Layout | None, device: str,
            hang_timeout_s: float, on_output: Callable[[int], None], result_dir: Path) -> None:
     world = len(seats(plan))
     dilation = layout.dilation if layout else 1.0
@@ -97,11 +109,13 @@ def _start(plan: Plan, plan_file: str, inputs: str, n: int, warmup: int, layout:
         threads = layout.slot(seat.device).threads if layout else local_threads
         cmd = [sys.executable, "-m", "edgewise", "worker", plan_file, "--inputs", inputs, "--count", str(n),
                "--warmup", str(warmup), "--result", str(result_dir), "--threads", str(threads),
-               "--time-dilation", str(dilation)]
+               "--time-dilation", str(dilation), "--device", device]
         return netns.launch_argv(layout, seat.device, cmd) if layout else cmd
 
     def env(seat: Seat) -> dict[str, str]:
-        return {"RANK": str(seat.rank), "WORLD_SIZE": str(world), "LOCAL_RANK": "0",
+        # every local process is on this host (its rank is its local rank, which picks its GPU);
+        # each testbed device is a host of its own
+        return {"RANK": str(seat.rank), "WORLD_SIZE": str(world), "LOCAL_RANK": "0" if layout else str(seat.rank),
                 "MASTER_ADDR": master, "MASTER_PORT": str(port),
                 "GLOO_SOCKET_IFNAME": "eth0" if layout else "lo"}
 

@@ -21,7 +21,7 @@ def test_default_cluster_is_four_pis_and_a_jetson_on_one_wifi_medium():
     assert ch.shared and ch.bandwidth_bytes_per_s == pytest.approx(80e6 / 8) and ch.latency_s == pytest.approx(3e-3)
 
 
-@pytest.mark.parametrize("name", ["edge-fleet", "pi-fleet", "pi-jetson-lan", "phones", "slow-link", "fleet-16"])
+@pytest.mark.parametrize("name", ["edge-fleet", "pi-fleet", "pi-jetson-lan", "phones", "slow-link", "fleet-16", "gpu-pair"])
 def test_builtin_clusters_load_and_every_pair_can_talk(name):
     c = load_cluster(name)
     assert c.name == name and builtin_clusters()[name]

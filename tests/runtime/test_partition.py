@@ -9,8 +9,9 @@ from torch import nn
 from edgewise.errors import EdgewiseError
 from edgewise.hardware.cluster import Cluster, Device, Node
 from edgewise.plan.schema import Plan, Stage
-from edgewise.runtime.partition import export_module, run_stage, split
+from edgewise.runtime.partition import export_module, run_stage, split, to_device
 from edgewise.runtime.wire import pack, unpack, wire_specs
+from edgewise.zoo import llm
 
 DEV = Device(name="pi", peak_flops_per_s={"float32": 1e10}, memory_bytes=1 << 30,
              mem_bandwidth_bytes_per_s=1e9)
@@ -95,3 +96,18 @@ def test_plan_naming_ops_the_model_lacks_is_refused(long_skip):
     plan = plan_for(names + ["conv_that_does_not_exist"], [1])
     with pytest.raises(EdgewiseError, match="conv_that_does_not_exist"):
         split(model, x, plan)
+
+
+def test_stages_moved_to_another_device_make_nothing_on_the_cpu():
+    # GPT-2's export names the CPU in arange/to/metadata ops; on a GPU those would make CPU
+    # tensors mid-stage. The meta device stands in for the GPU: mixing it with CPU tensors fails.
+    model, inputs = llm.gpt2(n_layer=2, n_embd=64, n_head=2, seq_len=8)
+    names = op_names(model, inputs)
+    staged = split(model, inputs, plan_for(names, [len(names) // 2]))
+    meta = torch.device("meta")
+    env = {n: x.to(meta) for n, x in zip(staged.inputs, inputs)}
+    for stage in staged.stages:
+        to_device(stage, meta)
+        env = run_stage(stage, env, {n: staged.params[n].to(meta) for n in stage.param_names})
+    (out,) = env.values()
+    assert out.device == meta and out.shape == (1, 8, 50257)
