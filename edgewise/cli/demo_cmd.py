@@ -85,7 +85,7 @@ def _run_ours(result: DemoResult, the_cluster, graph, n: int, quiet: bool) -> No
     with Progress(console=err_console, disable=quiet, transient=True) as bar:
         task = bar.add_task(f"running the edgewise plan ({n} inputs)", total=n)
         measured, _ = run_plan(the_plan, result.plan_file, str(n), n, warmup=2, testbed=True,
-                               on_output=lambda k: bar.advance(task), on_note=notes.append)
+                               on_progress=lambda done: bar.update(task, completed=done), on_note=notes.append)
     predicted = simulate_plan(the_plan, graph, n, None, None, testbed_cost_model(the_cluster, cost_model(the_cluster), the_plan.model))
     result.measured = measured
     result.measured_on = "; ".join(notes)   # the testbed's dilation, or why it ran over loopback

@@ -136,13 +136,13 @@ def profile(
     cluster: str = typer.Option("edge-fleet", "--cluster", help="The cluster whose device --testbed-device names."),
     record_as: Optional[str] = typer.Option(None, "--record-as", hidden=True),
     time_dilation: float = typer.Option(1.0, "--time-dilation", min=1.0, hidden=True),
-    min_block: float = typer.Option(0.0, "--min-block", min=0.0, hidden=True),
+    cpu_quota: Optional[float] = typer.Option(None, "--cpu-quota", min=0.001, hidden=True),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, hidden=True),
     as_json: bool = JsonOption,
 ) -> None:
     """Measure this machine (matmul, conv, memory bandwidth; each op of MODEL) into the profile database,
     then fit the cost model's efficiencies from it."""
-    from dataclasses import replace
+    from dataclasses import asdict, replace
 
     import torch
 
@@ -177,9 +177,15 @@ def profile(
                     tasks[phase] = bar.add_task(phase, total=total)
                 bar.update(tasks[phase], completed=done)
 
+            clock = profiler.Clock(cpu_quota)
             run, rows = profiler.profile_device(dev, op_class, quick, repeats or (3 if quick else 10), target,
                                                 command=" ".join(["edgewise", *sys.argv[1:]]), progress=progress,
-                                                min_block_s=min_block)
+                                                clock=clock)
+            if dev.type == "cpu" and cpu_quota is None:
+                # inside the testbed these come from the host's instead (testbed/profiling.py)
+                from edgewise.runtime import costs
+                rows += costs.measure(messages=20 if quick else 60,
+                                      progress=lambda done, total: progress("the runtime's own costs", done, total))
         if record_as:   # measured inside an emulated device: its own label, times in the cluster's time
             run = replace(run, device=record_as, device_model=f"emulated on {run.device_model}")
             rows = [replace(m, time_s=m.time_s / time_dilation) for m in rows]
@@ -190,7 +196,8 @@ def profile(
         "db": str(path), "run_id": run_id, "host": run.host, "device": measured,
         "microbenchmarks": [{"kind": m.kind, "dtype": m.dtype, "shape": m.shape, "time_s": m.time_s,
                              "flops_per_s": m.flops / m.time_s, "bytes_per_s": m.bytes / m.time_s}
-                            for m in rows if m.kind != "op"],
+                            for m in rows if m.kind not in ("op", "runtime")],
+        "runtime": asdict(fitted.runtime) if fitted.runtime else None,
         "ops": {"model": model, "count": sum(m.kind == "op" for m in rows),
                 "total_time_s": sum(m.time_s for m in rows if m.kind == "op")} if model else None,
         "fitted": {"compute": fitted.efficiency.compute, "memory": fitted.efficiency.memory,
@@ -215,4 +222,8 @@ def _render_profile(r: dict) -> None:
     effs = ", ".join(f"{k} {v:.2f} ({f['rows_used'][k]} rows)" for k, v in f["compute"].items())
     console.print(f"fitted efficiencies: {effs}; memory {f['memory']:.2f} ({f['rows_used']['memory']} rows); "
                   f"per-op overhead {f['overhead_s'] * 1e6:.1f} us")
+    if r["runtime"]:
+        costs = "; ".join(f"{what} {c['fixed_s'] * 1e6:.0f} us + {c['per_byte_s'] * 1e9:.2f} ns/B"
+                          for what, c in r["runtime"].items())
+        console.print(f"the runtime's own costs (CPU): {costs}")
     console.print(f"stored as run {r['run_id']} in {r['db']}")

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import shlex
+import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import typer
@@ -61,7 +62,7 @@ def run(
         task = bar.add_task("inputs through the pipeline", total=n)
         report, on_testbed = run_plan(plan, plan_file, inputs, n, warmup=warmup, testbed=testbed,
                                       device=device, outputs=outputs, hang_timeout_s=hang_timeout,
-                                      on_output=lambda k: bar.advance(task),
+                                      on_progress=lambda done: bar.update(task, completed=done),
                                       on_note=lambda note: err_console.print(f"note: {note}"))
     if not compare:
         emit(report, as_json, lambda: render_report(plan, report, None, None))
@@ -94,12 +95,26 @@ def worker(
     fn, _ = input_source(None if inputs.isdigit() else inputs, loaded.example_inputs)
     emit_event(ev="ready")
     records = serve(loaded.model, loaded.example_inputs, plan, fn, count, device=device, latency_scale=time_dilation,
-                    timeout_s=timeout, on_step=lambda k: emit_event(ev="step", k=k))
+                    timeout_s=timeout, on_step=_step_events())
     if records is not None:  # rank 0
         report = measure.report(records, plan, count, warmup, dilation=time_dilation)
         folder = Path(result or ".")
         write_result(folder, report, stack_outputs(records))
         emit_event(ev="result", folder=str(folder))
+
+
+def _step_events(every_s: float = 0.2) -> Callable[[int], None]:
+    """Tell the driver how many inputs this worker has done, at most every `every_s`: a line per
+    input would cost a small device more than a fast model's stage."""
+    state = {"done": 0, "at": 0.0}
+
+    def on_step(k: int) -> None:
+        state["done"] += 1
+        now = time.monotonic()
+        if now - state["at"] >= every_s:
+            state["at"] = now
+            emit_event(ev="step", done=state["done"])
+    return on_step
 
 
 def _print_launch(plan: Plan, plan_file: str, master_addr: str, inputs: str, device: str, as_json: bool) -> None:

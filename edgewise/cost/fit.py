@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import os
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from edgewise.cost.roofline import OP_CLASSES, CostModel, Efficiency
+from edgewise.cost.runtime import RuntimeCost, fit_runtime
 from edgewise.errors import EdgewiseError
 from edgewise.hardware.catalogue import builtin_devices, measured_devices
 from edgewise.hardware.cluster import Device
@@ -46,6 +47,7 @@ class FittedDevice:
     efficiency: Efficiency
     rows_used: dict[str, int]
     median_error: float = 0.0
+    runtime: RuntimeCost | None = None      # the runtime's own costs, where they were measured
 
 
 def fit_efficiency(rows: list[Measurement], device: Device, dtype: str = "float32",
@@ -148,7 +150,8 @@ def fit_cost_model(db: ProfileDB | str | os.PathLike, dtype: str = "float32",
                    devices: list[str] | None = None) -> CostModel:
     """A CostModel with fitted efficiencies for every device measured in the profile database."""
     fitted = fit_devices(db, dtype, devices)
-    return CostModel(per_device={label: f.efficiency for label, f in fitted.items()}, dtype=dtype)
+    return CostModel(per_device={label: f.efficiency for label, f in fitted.items()}, dtype=dtype,
+                     runtime={label: f.runtime for label, f in fitted.items() if f.runtime is not None})
 
 
 def fitted_or_default(db_path: str | os.PathLike | None = None, dtype: str = "float32",
@@ -180,5 +183,5 @@ def fit_devices(db: ProfileDB | str | os.PathLike, dtype: str = "float32",
         # `testbed:<name>` rows were measured inside an emulation of catalogue device <name>
         base = known.get(label) or known.get(label.partition(":")[2])
         if base is not None and rows:
-            fitted[label] = fit_efficiency(rows, base, dtype)
+            fitted[label] = replace(fit_efficiency(rows, base, dtype), runtime=fit_runtime(rows))
     return fitted

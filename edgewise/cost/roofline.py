@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgewise.cost.runtime import FREE, RuntimeCost
 from edgewise.graph.opgraph import Op
 from edgewise.hardware.cluster import Device
 
@@ -41,15 +42,20 @@ class CostModel:
     """Latency of ops on devices. `per_device` is keyed by catalogue device name.
 
     `measured_s` holds op times that `edgewise profile MODEL` measured, keyed by (device name,
-    op name) for one model: where present they replace the roofline (batch 1).
+    op name) for one model: where present they replace the roofline (batch 1). `runtime` holds
+    what the runtime itself costs each device per input and message, where it was measured.
     """
     per_device: dict[str, Efficiency] = field(default_factory=dict)
     default: Efficiency = field(default_factory=Efficiency)
     dtype: str = "float32"
     measured_s: dict[tuple[str, str], float] = field(default_factory=dict)
+    runtime: dict[str, RuntimeCost] = field(default_factory=dict)
 
     def efficiency(self, device: Device) -> Efficiency:
         return self.per_device.get(device.name, self.default)
+
+    def runtime_cost(self, device: Device) -> RuntimeCost:
+        return self.runtime.get(device.name, FREE)
 
     def op_time_s(self, op: Op, device: Device, batch: int = 1) -> float:
         measured = self.measured_s.get((device.name, op.name))

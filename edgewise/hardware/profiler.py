@@ -2,8 +2,8 @@
 
 Microbenchmarks time matmuls and convolutions per dtype (compute throughput), a large tensor
 copy (memory bandwidth) and a one-element add (the fixed cost of launching any op). Per-op
-timing exports the model with torch.export and runs its graph through a torch.fx.Interpreter
-that times each op of the model's OpGraph several times and keeps the median; FLOPs and bytes
+timing exports the model with torch.export and runs its graph several times through a
+torch.fx.Interpreter that times each op of the model's OpGraph in its place, keeping the median; FLOPs and bytes
 are the OpGraph's (graph/trace.py), so a row describes exactly the op the planner costs. Each
 timing becomes a `Measurement` for the profile database; nothing here writes files.
 """
@@ -141,35 +141,46 @@ def _tiny_add() -> Callable[[torch.device], Callable[[], Any]]:
     return build
 
 
-def median_time_s(call: Callable[[], Any], dev: torch.device, repeats: int, warmup: int = 1,
-                  min_block_s: float = 0.0) -> float:
-    """Median wall time of `call` over `repeats` samples, after `warmup` untimed calls (GPU-synchronised).
+@dataclass(frozen=True)
+class Clock:
+    """What a measurement's seconds mean.
 
-    Each sample repeats `call` until `min_block_s` has passed and divides: under a CPU quota (the
-    testbed's cgroups) a single short call runs unthrottled, so only blocks spanning several
-    quota periods see the device's true speed.
+    Wall time by default. Inside a cgroup CPU quota (the testbed's emulated devices) wall time
+    is jagged: a call runs at the host's full speed until the period's quota is spent, then
+    stalls. There the profiler reads the process's CPU time instead and divides it by the quota
+    (in cores), which is the emulated device's time without the periods' jitter.
     """
+    cpu_quota_cores: float | None = None
+
+    def now(self) -> float:
+        return time.process_time() if self.cpu_quota_cores else time.perf_counter()
+
+    def seconds(self, elapsed: float) -> float:
+        return elapsed / self.cpu_quota_cores if self.cpu_quota_cores else elapsed
+
+
+WALL = Clock()
+
+
+def median_time_s(call: Callable[[], Any], dev: torch.device, repeats: int, warmup: int = 1,
+                  clock: Clock = WALL) -> float:
+    """Median time of `call` over `repeats` calls, after `warmup` untimed calls (GPU-synchronised)."""
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         call()
     sync()
     times = []
     for _ in range(repeats):
-        calls, t0 = 0, time.perf_counter()
-        while True:
-            call()
-            sync()
-            calls += 1
-            elapsed = time.perf_counter() - t0
-            if elapsed >= min_block_s:
-                break
-        times.append(elapsed / calls)
+        t0 = clock.now()
+        call()
+        sync()
+        times.append(clock.seconds(clock.now() - t0))
     return statistics.median(times)
 
 
-def run_case(case: Case, dev: torch.device, repeats: int, min_block_s: float = 0.0) -> Measurement:
+def run_case(case: Case, dev: torch.device, repeats: int, clock: Clock = WALL) -> Measurement:
     with torch.no_grad():
-        t = median_time_s(case.build(dev), dev, repeats, min_block_s=min_block_s)
+        t = median_time_s(case.build(dev), dev, repeats, clock=clock)
     return Measurement(kind=case.kind, op_class=case.op_class, dtype=case.dtype, time_s=t, flops=case.flops,
                        bytes=case.bytes, shape=case.shape, repeats=repeats)
 
@@ -186,46 +197,46 @@ def export_for_timing(model: torch.nn.Module, example_inputs: tuple, dev: torch.
 
 
 class _OpTimer(torch.fx.Interpreter):
-    """Runs the graph once; each op of the OpGraph is timed `repeats` times and keeps the median."""
+    """Runs the whole graph; each op of the OpGraph is timed once per pass, in its place.
 
-    def __init__(self, gm: torch.fx.GraphModule, ops: Sequence[Op], dev: torch.device, repeats: int,
-                 model: str, classify: Callable[[str], str], on_op: Callable[[str], None] | None,
-                 min_block_s: float = 0.0):
+    Timing ops in sequence, as the runtime runs them, keeps each op's cache state real (an op
+    repeated in a warm loop finds its inputs and weights in cache and undercounts).
+    """
+
+    def __init__(self, gm: torch.fx.GraphModule, ops: Sequence[Op], dev: torch.device, clock: Clock):
         super().__init__(gm)
-        self.min_block_s = min_block_s
         self.ops = {op.name: op for op in ops}
-        self.dev, self.repeats, self.model, self.classify, self.on_op = dev, repeats, model, classify, on_op
-        self.rows: list[Measurement] = []
+        self.dev, self.clock = dev, clock
+        self.sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+        self.times: dict[str, list[float]] = {name: [] for name in self.ops}
+        self.io: dict[str, tuple[list[torch.Tensor], list]] = {}
 
     def run_node(self, n: torch.fx.Node) -> Any:
-        op = self.ops.get(n.name) if n.op == "call_function" else None
-        if op is None:
+        if n.op != "call_function" or n.name not in self.ops:
             return super().run_node(n)
         args, kwargs = self.fetch_args_kwargs_from_env(n)
-        out = n.target(*args, **kwargs)             # doubles as the warm-up call
-        t = median_time_s(lambda: n.target(*args, **kwargs), self.dev, self.repeats, warmup=0,
-                          min_block_s=self.min_block_s)
-        tensors_in = [x for x in tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
-        floating = [x for x in tensors_in + tree_leaves(out) if isinstance(x, torch.Tensor) and x.is_floating_point()]
-        self.rows.append(Measurement(
-            kind="op", op_class=self.classify(op.kind),
-            dtype=str(floating[0].dtype).removeprefix("torch.") if floating else "",
-            time_s=t, flops=float(op.flops), bytes=float(op.bytes_moved),
-            shape=tuple(tuple(x.shape) for x in tensors_in), repeats=self.repeats, model=self.model,
-            op_name=n.name, op_kind=op.kind))
-        if self.on_op:
-            self.on_op(n.name)
+        self.sync()
+        t0 = self.clock.now()
+        out = n.target(*args, **kwargs)
+        self.sync()
+        self.times[n.name].append(self.clock.seconds(self.clock.now() - t0))
+        if n.name not in self.io:
+            self.io[n.name] = ([x for x in tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)],
+                               tree_leaves(out))
         return out
 
 
 def time_ops(gm: torch.fx.GraphModule, inputs: tuple, graph: OpGraph, dev: torch.device,
              classify: Callable[[str], str], repeats: int = 5,
-             on_op: Callable[[str], None] | None = None, min_block_s: float = 0.0) -> list[Measurement]:
+             on_op: Callable[[str], None] | None = None, clock: Clock = WALL) -> list[Measurement]:
     """One row per op of `graph` (traced from the same model), in graph order; `on_op(name)` after each.
 
-    FLOPs, bytes and kind come from the OpGraph, so the rows describe exactly the ops the planner
-    costs. `classify` maps an op kind to its cost class (cost.roofline.op_class, passed in because
-    the cost layer sits below this one).
+    The graph runs `repeats` times after a warm-up pass and each op keeps its median. The plain
+    forward is timed as well, and what it spends beyond the ops (the graph's Python between
+    them, which the runtime pays too) is shared out evenly over the ops, so the rows add up to
+    the forward's time. FLOPs, bytes and kind come from the OpGraph, so the rows describe exactly
+    the ops the planner costs. `classify` maps an op kind to its cost class (cost.roofline.op_class,
+    passed in because the cost layer sits below this one).
     """
     if graph.level != "op":
         raise EdgewiseError(f"profile: {graph.model or 'the model'} traced only at module level; "
@@ -233,16 +244,38 @@ def time_ops(gm: torch.fx.GraphModule, inputs: tuple, graph: OpGraph, dev: torch
     missing = set(graph.index) - {n.name for n in gm.graph.nodes}
     if missing:
         raise EdgewiseError(f"profile: ops {sorted(missing)[:3]} of the OpGraph are not in the exported graph")
-    timer = _OpTimer(gm, graph.ops, dev, repeats, graph.model, classify, on_op, min_block_s)
+    timer = _OpTimer(gm, graph.ops, dev, clock)
     with torch.no_grad():
-        timer.run(*inputs)
-    return timer.rows
+        for done in range(repeats + 1):
+            timer.run(*inputs)
+            if done == 0:       # the warm-up pass: allocator and caches settle
+                timer.times = {name: [] for name in timer.ops}
+        forward_s = median_time_s(lambda: gm(*inputs), dev, repeats, warmup=0, clock=clock)
+    medians = {name: statistics.median(ts) for name, ts in timer.times.items()}
+    glue = (forward_s - sum(medians.values())) / max(1, len(medians))
+    if glue < 0:    # timer overhead made the ops look slower than the whole: scale them down instead
+        scale, glue = forward_s / sum(medians.values()), 0.0
+    else:
+        scale = 1.0
+    rows = []
+    for op in graph.ops:
+        tensors_in, outs = timer.io[op.name]
+        floating = [x for x in tensors_in + outs if isinstance(x, torch.Tensor) and x.is_floating_point()]
+        rows.append(Measurement(
+            kind="op", op_class=classify(op.kind),
+            dtype=str(floating[0].dtype).removeprefix("torch.") if floating else "",
+            time_s=medians[op.name] * scale + glue, flops=float(op.flops), bytes=float(op.bytes_moved),
+            shape=tuple(tuple(x.shape) for x in tensors_in), repeats=repeats, model=graph.model,
+            op_name=op.name, op_kind=op.kind))
+        if on_op:
+            on_op(op.name)
+    return rows
 
 
 def profile_device(dev: torch.device, classify: Callable[[str], str], quick: bool = False, repeats: int = 10,
                    model: tuple[torch.nn.Module, tuple, OpGraph] | None = None, command: str = "",
                    progress: Callable[[str, int, int], None] | None = None,
-                   min_block_s: float = 0.0) -> tuple[Run, list[Measurement]]:
+                   clock: Clock = WALL) -> tuple[Run, list[Measurement]]:
     """Everything `edgewise profile` measures on `dev`: the microbenchmark sweep, then each op of
     `model` (module, example inputs, its OpGraph) when given. `progress(phase, done, total)` after
     each step. Returns the run record and its rows, for `ProfileDB.record`."""
@@ -252,7 +285,7 @@ def profile_device(dev: torch.device, classify: Callable[[str], str], quick: boo
     cases = microbenchmark_cases(dev, quick)
     rows = []
     for i, case in enumerate(cases):
-        rows.append(run_case(case, dev, repeats, min_block_s))
+        rows.append(run_case(case, dev, repeats, clock))
         report(f"microbenchmarks on {run.device}", i + 1, len(cases))
     if model is not None and exported is not None:
         graph = model[2]
@@ -260,5 +293,5 @@ def profile_device(dev: torch.device, classify: Callable[[str], str], quick: boo
         done = iter(range(1, len(graph.ops) + 1))
         rows += time_ops(gm, inputs, graph, dev, classify, repeats,
                          on_op=lambda _: report(f"ops of {graph.model}", next(done), len(graph.ops)),
-                         min_block_s=min_block_s)
+                         clock=clock)
     return run, rows

@@ -98,7 +98,7 @@ def _read(pr: _Proc, launch: Launch, progress: dict, lock: threading.Lock) -> No
         if line.startswith(EVENT_PREFIX):
             event = json.loads(line[len(EVENT_PREFIX):])
             if event.get("ev") == "step":
-                pr.steps += 1
+                pr.steps = int(event.get("done", pr.steps + 1))
             launch.on_event(pr.seat, event)
         elif line.strip():
             pr.last_lines = (pr.last_lines + [line])[-20:]

@@ -23,6 +23,7 @@ from edgewise.hardware.cluster import Cluster
 from edgewise.hardware.profile_db import ProfileDB, default_db_path
 from edgewise.plan.report import Report
 from edgewise.plan.schema import Plan
+from edgewise.runtime import costs
 from edgewise.runtime.launch import Launch, free_port, run_workers
 from edgewise.runtime.result import read_result
 from edgewise.runtime.topology import Seat, seats
@@ -47,12 +48,14 @@ def build_testbed(cluster: Cluster) -> Layout:
 
 
 def measure_host() -> None:
-    """The quick microbenchmark sweep of `edgewise profile --quick`, one thread, into the profile database."""
+    """The quick microbenchmark sweep of `edgewise profile --quick` and the runtime's own costs,
+    one thread, into the profile database."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)    # the testbed gives each device whole cores or slices of one
     try:
         run, rows = profiler.profile_device(torch.device("cpu"), op_class, quick=True, repeats=5,
                                             command="edgewise testbed (host speed, 1 thread)")
+        rows += costs.measure()
     finally:
         torch.set_num_threads(threads)
     with ProfileDB(default_db_path()) as db:
@@ -70,7 +73,7 @@ def check_run_device(plan: Plan, device: str, testbed: bool) -> None:
 
 def run_plan(plan: Plan, plan_file: str, inputs: str, n: int, *, warmup: int = 2, testbed: bool = False,
              device: str = "cpu", outputs: str | None = None, hang_timeout_s: float = 120.0,
-             on_output: Callable[[int], None] = lambda k: None,
+             on_progress: Callable[[int], None] = lambda done: None,
              on_note: Callable[[str], None] = lambda note: None) -> tuple[Report, bool]:
     """Run `n` inputs through the plan on `device` (cpu, or cuda: one GPU per process), writing
     the model's outputs to `outputs` if given; (measured report, whether it ran on the emulated fleet)."""
@@ -85,7 +88,7 @@ def run_plan(plan: Plan, plan_file: str, inputs: str, n: int, *, warmup: int = 2
             on_note(f"on the emulated fleet, time dilation {layout.dilation:.2f}x (figures in the cluster's own time)")
     result_dir = Path(tempfile.mkdtemp(prefix="edgewise-run-"))
     try:
-        _start(plan, plan_file, inputs, n, warmup, layout, device, hang_timeout_s, on_output, result_dir)
+        _start(plan, plan_file, inputs, n, warmup, layout, device, hang_timeout_s, on_progress, result_dir)
         report, outputs_file = read_result(result_dir)
         if outputs:
             write_atomic(outputs, outputs_file.read_bytes())
@@ -97,7 +100,7 @@ def run_plan(plan: Plan, plan_file: str, inputs: str, n: int, *, warmup: int = 2
 
 
 def _start(plan: Plan, plan_file: str, inputs: str, n: int, warmup: int, layout: Layout | None, device: str,
-           hang_timeout_s: float, on_output: Callable[[int], None], result_dir: Path) -> None:
+           hang_timeout_s: float, on_progress: Callable[[int], None], result_dir: Path) -> None:
     world = len(seats(plan))
     dilation = layout.dilation if layout else 1.0
     master = layout.slot(seats(plan)[0].device).address if layout else "127.0.0.1"
@@ -119,9 +122,12 @@ def _start(plan: Plan, plan_file: str, inputs: str, n: int, warmup: int, layout:
                 "MASTER_ADDR": master, "MASTER_PORT": str(port),
                 "GLOO_SOCKET_IFNAME": "eth0" if layout else "lo"}
 
+    done: dict[int, int] = {}       # inputs each last-stage worker has finished
+
     def on_event(seat: Seat, ev: dict) -> None:
         if ev.get("ev") == "step" and seat.stage == last:
-            on_output(ev.get("k", -1))
+            done[seat.rank] = int(ev.get("done", 0))
+            on_progress(sum(done.values()))
 
     # A device emulated at a fraction of a core also starts (imports, export) that much slower.
     slowest = min((s.cpu_quota_cores for s in layout.slots), default=1.0) if layout else 1.0

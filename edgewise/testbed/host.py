@@ -1,9 +1,10 @@
-"""How fast one core of this host is, as `edgewise profile` measured it (the one profile database)."""
+"""How fast one core of this host is, and what the runtime costs on it, as measured into the one profile database."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from edgewise.cost.runtime import RuntimeCost, fit_runtime
 from edgewise.hardware.profile_db import ProfileDB, default_db_path
 
 
@@ -17,3 +18,16 @@ def host_core_flops(db_path: str | os.PathLike | None = None) -> float | None:
     if not runs or device is None:
         return None
     return device.peak("float32") / max(1, int(runs[-1].software.get("threads", 1)))
+
+
+def host_runtime_cost(db_path: str | os.PathLike | None = None) -> RuntimeCost | None:
+    """The runtime's own costs on one core of this host (CPU time), from the latest `local` profile that has them."""
+    path = Path(db_path) if db_path is not None else default_db_path()
+    if not path.exists():
+        return None
+    with ProfileDB(path, readonly=True) as db:
+        for run in reversed(db.runs("local")):
+            cost = fit_runtime(db.measurements(device="local", kind="runtime", run_id=run.id))
+            if cost is not None:
+                return cost
+    return None

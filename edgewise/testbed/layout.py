@@ -66,26 +66,29 @@ def plan_layout(cluster: Cluster, host_core_flops: float, host_cores: int,
     quotas = [w / dilation for w in want]
     slots = tuple(
         Slot(node=n.name, netns=f"{PREFIX}d{i}", address=address(i), cpu_quota_cores=q,
-             cpus=cpus[i], threads=max(1, math.ceil(q - 1e-9)))
+             cpus=cpus[i], threads=len(cpus[i]))
         for i, (n, q) in enumerate(zip(cluster.nodes, quotas)))
     return Layout(cluster=cluster.name, dilation=dilation, host_cores=host_cores,
                   host_core_flops=host_core_flops, slots=slots)
 
 
 def _pin(quotas: list[float], host_cores: int, headroom: float) -> list[tuple[int, ...]] | None:
-    """Worst-fit decreasing: devices under a core share cores, bigger ones span several.
+    """Worst-fit decreasing: devices under a core share cores, bigger ones get several to themselves.
 
-    None when some core would carry more than `headroom`.
+    A bigger device must not share: its threads would get only what the other devices on a core
+    leave them (CFS shares a core between runnable threads), less than its quota. None when that
+    or some core carrying more than `headroom` cannot be avoided.
     """
     free = [headroom] * host_cores
     out: list[tuple[int, ...]] = [()] * len(quotas)
     for i in sorted(range(len(quotas)), key=lambda i: -quotas[i]):
         need = quotas[i]
         if need > headroom:
-            k = min(host_cores, math.ceil(need / headroom))
-            cores = sorted(range(host_cores), key=lambda c: -free[c])[:k]
+            cores = [c for c in range(host_cores) if free[c] == headroom][:math.ceil(need / headroom)]
+            if len(cores) < math.ceil(need / headroom):
+                return None
             for c in cores:
-                free[c] -= need / k
+                free[c] = 0.0
         else:
             c = max(range(host_cores), key=lambda c: free[c])
             free[c] -= need

@@ -10,12 +10,16 @@ same air time. netem is not available, so propagation latency is added by the se
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import math
 import os
 import signal
+import time
 from dataclasses import asdict
 from pathlib import Path
 
+from edgewise.errors import EdgewiseError
 from edgewise.files import write_atomic
 from edgewise.hardware.cluster import Cluster
 from edgewise.testbed.commands import sh, write_file
@@ -24,19 +28,33 @@ from edgewise.testbed.layout import HUB, NETWORK, PREFIX, Layout
 CGROUP_CPU = Path("/sys/fs/cgroup/cpu") / PREFIX.rstrip("-")
 CGROUP_CPUSET = Path("/sys/fs/cgroup/cpuset") / PREFIX.rstrip("-")
 STATE = Path(os.environ.get("EDGEWISE_TESTBED_STATE", "/run/edgewise/testbed.json"))
+LOCK = STATE.with_name("testbed.lock")
+LOCK_WAIT_S = 900.0            # how long a second user of the host's testbed waits for the first
 MIN_QUOTA_US = 1000            # the kernel's smallest cfs quota
+MIN_PERIOD_US = 5000
 
 
 def cfs_period_us(quota_cores: float) -> int:
-    """A short quota period (throttling at fine grain, so stage times are even), long enough
-    that the device's share of it is at least the kernel's minimum quota."""
-    return max(20000, int(MIN_QUOTA_US / quota_cores) + 1)
+    """A short quota period, but no shorter than the kernel can enforce well.
+
+    Within a period a process runs at the host's full speed until its quota is spent: long
+    periods let short stages finish in one unthrottled burst, faster than the emulated device
+    would. But below about 5 ms the kernel hands out less than the quota (measured here: a
+    0.86-core quota gave 0.58 of a core at a 1.2 ms period, 0.86 at 5 ms and above), and the
+    device's share of a period must be at least the kernel's minimum quota.
+    """
+    return max(MIN_PERIOD_US, math.ceil(MIN_QUOTA_US / quota_cores))
 
 
 def up(cluster: Cluster, layout: Layout) -> Path:
-    """Create the fleet (clearing any leftovers first); returns the state file describing it."""
-    down()
+    """Create the fleet (clearing any leftovers first); returns the state file describing it.
+
+    This process holds the host's testbed from here until `down()` (or until it exits): a
+    second edgewise process on the host waits for it rather than tearing it down mid-run.
+    """
+    _hold()
     try:
+        _teardown()
         _make_network(layout)
         _shape_links(cluster, layout)
         _shape_media(cluster, layout)
@@ -50,6 +68,14 @@ def up(cluster: Cluster, layout: Layout) -> Path:
 
 def down() -> list[str]:
     """Remove every namespace and cgroup the testbed made (also leftovers of a crashed run)."""
+    _hold()
+    try:
+        return _teardown()
+    finally:
+        _let_go()
+
+
+def _teardown() -> list[str]:
     removed = []
     for ns in leftover_namespaces():
         for pid in sh("ip", "netns", "pids", ns, check=False).split():
@@ -66,6 +92,37 @@ def down() -> list[str]:
             _rmdir(root)
     STATE.unlink(missing_ok=True)
     return removed
+
+
+_held_fd: int | None = None
+
+
+def _hold(wait_s: float = LOCK_WAIT_S) -> None:
+    """Take the host's testbed lock (an flock, so a crashed holder never keeps it)."""
+    global _held_fd
+    if _held_fd is not None:
+        return
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise EdgewiseError(f"testbed: another edgewise process has held this host's testbed for "
+                                    f"{wait_s:.0f} s; try again when it ends") from None
+            time.sleep(0.2)
+    _held_fd = fd
+
+
+def _let_go() -> None:
+    global _held_fd
+    if _held_fd is not None:
+        os.close(_held_fd)
+        _held_fd = None
 
 
 def leftover_namespaces() -> list[str]:

@@ -1,13 +1,14 @@
 """`edgewise profile --testbed-device NODE`: measure inside one emulated device.
 
-The same `edgewise profile` runs inside the device's namespace and CPU quota, with its times
-divided by the testbed's dilation and its rows recorded under the label `testbed:<device>` in
-the one profile database. Fitting that label against the catalogue device gives the
+The same `edgewise profile` runs inside the device's namespace and CPU quota, timing by CPU
+time over the quota (profiler.Clock) and dividing by the testbed's dilation; its rows are
+recorded under the label `testbed:<device>` in the one profile database. Fitting that label against the catalogue device gives the
 efficiencies with which to predict runs on the testbed (`testbed_cost_model`).
 """
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -20,9 +21,10 @@ from edgewise.hardware.profile_db import ProfileDB, default_db_path
 from edgewise.testbed import netns
 from edgewise.testbed.commands import can_emulate
 from edgewise.testbed.drive import build_testbed
+from edgewise.testbed.host import host_core_flops, host_runtime_cost
+from edgewise.testbed.layout import plan_layout
 
 LABEL_PREFIX = "testbed:"
-MIN_BLOCK_PERIODS = 8        # time blocks of calls spanning this many CPU-quota periods
 
 
 def testbed_label(device_name: str) -> str:
@@ -44,7 +46,7 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
         cmd = [sys.executable, "-m", "edgewise", "profile", *([model] if model else []), "--json",
                "--db", str(db or default_db_path()), "--record-as", testbed_label(cluster.node(node).device.name),
                "--time-dilation", str(layout.dilation), "--threads", str(slot.threads),
-               "--min-block", str(MIN_BLOCK_PERIODS * netns.cfs_period_us(slot.cpu_quota_cores) / 1e6)]
+               "--cpu-quota", str(slot.cpu_quota_cores)]
         if quick:
             cmd.append("--quick")
         if repeats:
@@ -59,14 +61,23 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
 
 
 def testbed_cost_model(cluster: Cluster, base: CostModel, model: str | None = None) -> CostModel:
-    """`base` with what was measured inside emulated devices: fitted efficiencies for those
-    device types and, for `model`, each op's measured time."""
+    """`base` with what was measured inside emulated devices (fitted efficiencies and, for
+    `model`, each op's measured time) and the runtime's own costs there, from the host's."""
     labels = {testbed_label(d): d for d in sorted({n.device.name for n in cluster.nodes})}
     path = default_db_path()
     if not path.exists():
         return base
     fitted = fit_devices(path, base.dtype, list(labels))
     per_device = {**base.per_device, **{labels[label]: f.efficiency for label, f in fitted.items()}}
+    runtime = dict(base.runtime)
+    host_flops, host_runtime = host_core_flops(path), host_runtime_cost(path)
+    if host_flops and host_runtime:
+        # The testbed's rule for CPU work: what one host core does in t, an emulated device does in
+        # t / min(its quota, one core); in the cluster's own time that is t / min(dilation, want).
+        layout = plan_layout(cluster, host_flops, os.cpu_count() or 1)
+        for node in cluster.nodes:
+            want = node.device.peak("float32") / host_flops
+            runtime[node.device.name] = host_runtime.slower(1 / min(layout.dilation, want))
     measured = dict(base.measured_s)
     if model is not None:
         with ProfileDB(path, readonly=True) as db:
@@ -74,4 +85,4 @@ def testbed_cost_model(cluster: Cluster, base: CostModel, model: str | None = No
                 for m in db.measurements(device=label, kind="op"):
                     if m.model == model:
                         measured[(name, m.op_name)] = m.time_s   # later runs overwrite earlier ones
-    return replace(base, per_device=per_device, measured_s=measured)
+    return replace(base, per_device=per_device, measured_s=measured, runtime=runtime)

@@ -1,0 +1,63 @@
+"""The runtime's own CPU cost per input on a device: making an input, sending and receiving messages.
+
+Each is a fixed cost plus a cost per byte, fitted by least squares to the "runtime" rows that
+`edgewise profile` measured (runtime/costs.py). A device with no such rows costs nothing
+here, which is what the simulator assumed before these were measured.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgewise.hardware.profile_db import Measurement
+
+
+@dataclass(frozen=True)
+class Linear:
+    fixed_s: float = 0.0
+    per_byte_s: float = 0.0
+
+    def __call__(self, nbytes: float) -> float:
+        return self.fixed_s + self.per_byte_s * nbytes
+
+    def scaled(self, factor: float) -> "Linear":
+        return Linear(self.fixed_s * factor, self.per_byte_s * factor)
+
+
+@dataclass(frozen=True)
+class RuntimeCost:
+    input: Linear = Linear()        # the first device making (or loading) one input of these bytes
+    send: Linear = Linear()         # packing a message and pushing it out
+    recv: Linear = Linear()         # taking a message in and unpacking it
+
+    def slower(self, factor: float) -> "RuntimeCost":
+        """The same work on a CPU `factor` times slower."""
+        return RuntimeCost(self.input.scaled(factor), self.send.scaled(factor), self.recv.scaled(factor))
+
+
+FREE = RuntimeCost()
+
+
+def fit_runtime(rows: list[Measurement]) -> RuntimeCost | None:
+    """Fixed and per-byte costs from a device's "runtime" rows; None when it has none."""
+    lines = {}
+    for what in ("input", "send", "recv"):
+        mine = [m for m in rows if m.kind == "runtime" and m.op_class == what]
+        if not mine:
+            return None
+        lines[what] = _fit_line([m.bytes for m in mine], [m.time_s for m in mine])
+    return RuntimeCost(**lines)
+
+
+def _fit_line(nbytes: list[float], times: list[float]) -> Linear:
+    """Least squares with both coefficients kept non-negative (a cost never pays back)."""
+    x, y = np.asarray(nbytes, dtype=float), np.asarray(times, dtype=float)
+    if len(set(x)) < 2:
+        return Linear(fixed_s=float(np.median(y)))
+    slope, intercept = np.polyfit(x, y, 1)
+    if intercept < 0:
+        return Linear(per_byte_s=float(max(0.0, (x @ y) / (x @ x))))
+    if slope < 0:
+        return Linear(fixed_s=float(np.mean(y)))
+    return Linear(fixed_s=float(intercept), per_byte_s=float(slope))

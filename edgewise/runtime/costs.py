@@ -1,0 +1,141 @@
+"""What the runtime itself costs a device per input: making an input, sending and receiving a message.
+
+A stage's compute is only part of a device's work in a pipelined run: the first device makes
+(or loads) every input, and each message is packed, handed to the sender thread and pushed
+through gloo, then received and unpacked at the other end. Those costs are CPU work on the
+device, and on a small device they can outweigh a fast model's compute. This measures them
+with the runtime's own code (`wire.pack`/`unpack`, the worker's sender thread, gloo over
+loopback to a peer process) at a few message sizes, as rows for the profile database:
+kind "runtime", op_class "input", "send" or "recv", bytes = message size, time per message.
+`cost/runtime.py` fits a fixed plus a per-byte cost to them.
+
+CPU time is what is counted, on one core: waiting for the peer is not the device's work, and
+the peer's own CPU is its own.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+
+from edgewise.errors import EdgewiseError
+from edgewise.hardware.profile_db import Measurement
+from edgewise.hardware.profiler import Clock
+from edgewise.runtime.inputs import random_input
+from edgewise.runtime.launch import free_port
+from edgewise.runtime.wire import WireSpec, pack, unpack
+
+SIZES = (4 << 10, 256 << 10, 2 << 20)       # bytes per message: spans the fixed and the per-byte cost
+PEER_TIMEOUT_S = 30.0
+# The peer pauses before each message, so that every send and receive here waits for its other
+# end as in a pipeline (gloo's waiting costs CPU too: 60 us per receive back to back, 200 us
+# after a 10 ms wait, measured on the 2-core VM).
+GAP_S = 0.002
+
+
+def _spec(nbytes: int) -> WireSpec:
+    return WireSpec(("x",), ((nbytes // 4,),), (torch.float32,))
+
+
+CPU_TIME = Clock(cpu_quota_cores=1.0)
+
+
+def measure(messages: int = 40, sizes: tuple[int, ...] = SIZES,
+            progress: Callable[[int, int], None] = lambda done, total: None) -> list[Measurement]:
+    """Rows of input, send and receive costs per message size, measured against a peer process."""
+    clock = CPU_TIME
+    from edgewise.runtime.worker import SeatRecord, _Sender     # the worker's own sender thread
+
+    port = free_port()
+    # a fresh interpreter (not multiprocessing), so any caller's script is safe to call this from
+    peer = subprocess.Popen([sys.executable, "-c", f"from edgewise.runtime.costs import _peer; "
+                             f"_peer({port}, {tuple(sizes)!r}, {messages})"], stdout=subprocess.DEVNULL)
+    rows: list[Measurement] = []
+    total, done = 3 * len(sizes), 0
+    try:
+        _init(0, port)
+        for nbytes in sizes:
+            spec = _spec(nbytes)
+            example = (torch.empty(spec.shapes[0]),)
+            samples = [_timed(clock, lambda k=k: random_input(example, k)) for k in range(messages)]
+            rows.append(_row("input", nbytes, statistics.median(samples), messages))
+            done += 1
+            progress(done, total)
+
+            x = {"x": torch.randn(spec.shapes[0])}
+            sender = _Sender(SeatRecord(rank=0, stage=0, device=""), torch.device("cpu"))
+            dist.barrier()
+            t0 = clock.now()
+            for k in range(messages):
+                sender.put(k, pack(spec, x), 1, None, 0.0)
+            sender.close()
+            rows.append(_row("send", nbytes, clock.seconds(clock.now() - t0) / messages, messages))
+            done += 1
+            progress(done, total)
+
+            dist.barrier()
+            t0 = clock.now()
+            for k in range(messages):
+                buf = torch.empty(spec.nbytes, dtype=torch.uint8)
+                dist.recv(buf, src=1, tag=k)
+                unpack(spec, buf)
+            rows.append(_row("recv", nbytes, clock.seconds(clock.now() - t0) / messages, messages))
+            done += 1
+            progress(done, total)
+        dist.barrier()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        try:
+            peer.wait(timeout=PEER_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            peer.kill()
+            peer.wait()
+    if peer.returncode != 0:
+        raise EdgewiseError(f"profile: the peer process measuring the runtime's costs failed (exit {peer.returncode})")
+    return rows
+
+
+def _timed(clock: Clock, call: Callable[[], object]) -> float:
+    t0 = clock.now()
+    call()
+    return clock.seconds(clock.now() - t0)
+
+
+def _row(what: str, nbytes: int, time_s: float, messages: int) -> Measurement:
+    return Measurement(kind="runtime", op_class=what, dtype="uint8", time_s=time_s, bytes=float(nbytes),
+                       shape=((nbytes,),), repeats=messages)
+
+
+def _init(rank: int, port: int) -> None:
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=PEER_TIMEOUT_S))
+
+
+def _peer(port: int, sizes: tuple[int, ...], messages: int) -> None:
+    """Rank 1: receives what rank 0 sends, then sends it as many messages back, each after a pause."""
+    torch.set_num_threads(1)
+    _init(1, port)
+    try:
+        for nbytes in sizes:
+            spec = _spec(nbytes)
+            dist.barrier()
+            for k in range(messages):
+                time.sleep(GAP_S)
+                dist.recv(torch.empty(spec.nbytes, dtype=torch.uint8), src=0, tag=k)
+            dist.barrier()
+            payload = torch.zeros(spec.nbytes, dtype=torch.uint8)
+            for k in range(messages):
+                time.sleep(GAP_S)
+                dist.send(payload, dst=0, tag=k)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
