@@ -7,12 +7,13 @@ after `edgewise profile MODEL --testbed-device` measured each device type inside
 ("after"). Needs root. Random weights, random inputs. Prints one JSON line; writes
 benchmarks/results/fidelity.json after every pair, so a partial run still leaves its figures.
 
-    .venv/bin/python benchmarks/fidelity.py [--models zoo:resnet18,...] [--clusters edge-fleet,...] [--inputs 16]
+    .venv/bin/python benchmarks/fidelity.py [--models zoo:resnet18,...] [--clusters edge-fleet,...] [--seconds 4]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import sys
@@ -43,7 +44,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default=MODELS)
     ap.add_argument("--clusters", default=CLUSTERS)
-    ap.add_argument("--inputs", type=int, default=16)
+    ap.add_argument("--inputs", type=int, default=32, help="fewest inputs per run")
+    ap.add_argument("--max-inputs", type=int, default=1500)
+    ap.add_argument("--seconds", type=float, default=4.0, help="aim each run at this much of the cluster's time")
     a = ap.parse_args()
     if (reason := can_emulate()):
         sys.exit(f"fidelity needs the testbed: {reason}")
@@ -59,23 +62,30 @@ def main() -> None:
                     profile_in_testbed(cluster, node.name, model, quick=True, repeats=3, db=None)
                     profiled.add((node.device.name, model))
             base = cost_model(cluster)
+            profiled_cost = testbed_cost_model(cluster, base, model)
             plan = PLANNERS["edgewise"](graph, cluster, "throughput", base, 1)
+            # enough inputs that the measured window spans seconds of the cluster's time
+            guess = simulate_plan(plan, graph, 64, None, None, profiled_cost).throughput_per_s
+            n = max(a.inputs, min(a.max_inputs, math.ceil(a.seconds * guess)))
+            warmup = max(2, n // 10)
             with tempfile.TemporaryDirectory() as tmp:
                 plan_file = str(Path(tmp) / "plan.json")
                 Path(plan_file).write_text(plan.to_json())
                 t = time.perf_counter()
-                measured, _ = run_plan(plan, plan_file, str(a.inputs), a.inputs, testbed=True)
+                measured, _ = run_plan(plan, plan_file, str(n), n, warmup=warmup, testbed=True)
                 run_s = time.perf_counter() - t
-            before = simulate_plan(plan, graph, a.inputs, None, None, base)
-            after = simulate_plan(plan, graph, a.inputs, None, None, testbed_cost_model(cluster, base, model))
+            before = simulate_plan(plan, graph, n, None, None, base, warmup=warmup)
+            after = simulate_plan(plan, graph, n, None, None, profiled_cost, warmup=warmup)
             rows.append({
                 "model": model, "cluster": cname, "stages": [s.devices for s in plan.stages],
-                "dilation": measured.time_dilation, "run_s": run_s,
-                "measured": {"throughput_per_s": measured.throughput_per_s, "p50_s": measured.latency_s.p50},
+                "inputs": n, "warmup": warmup, "dilation": measured.time_dilation, "run_s": run_s,
+                "measured": {"throughput_per_s": measured.throughput_per_s, "p50_s": measured.latency_s.p50,
+                             "per_stage_s": measured.per_stage_s},
                 "before": {"throughput_per_s": before.throughput_per_s, "p50_s": before.latency_s.p50,
                            "err_throughput": rel(before.throughput_per_s, measured.throughput_per_s),
                            "err_p50": rel(before.latency_s.p50, measured.latency_s.p50)},
                 "after": {"throughput_per_s": after.throughput_per_s, "p50_s": after.latency_s.p50,
+                          "per_stage_s": after.per_stage_s,
                           "err_throughput": rel(after.throughput_per_s, measured.throughput_per_s),
                           "err_p50": rel(after.latency_s.p50, measured.latency_s.p50)}})
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)

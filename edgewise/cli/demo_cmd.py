@@ -86,7 +86,7 @@ def _run_ours(result: DemoResult, the_cluster, graph, n: int, quiet: bool) -> No
         task = bar.add_task(f"running the edgewise plan ({n} inputs)", total=n)
         measured, _ = run_plan(the_plan, result.plan_file, str(n), n, warmup=2, testbed=True,
                                on_progress=lambda done: bar.update(task, completed=done), on_note=notes.append)
-    predicted = simulate_plan(the_plan, graph, n, None, None, testbed_cost_model(the_cluster, cost_model(the_cluster), the_plan.model))
+    predicted = simulate_plan(the_plan, graph, n, None, None, testbed_cost_model(the_cluster, cost_model(the_cluster), the_plan.model), warmup=2)
     result.measured = measured
     result.measured_on = "; ".join(notes)   # the testbed's dilation, or why it ran over loopback
     result.errors = {c.figure: c.error for c in compare(predicted, measured)}

@@ -57,12 +57,13 @@ def simulate(
 
 
 def simulate_plan(the_plan: Plan, graph: OpGraph, inputs: int, trace: str | None, gantt: str | None,
-                  cost: CostModel | None = None) -> Report:
-    """Simulate and write the pictures asked for (shared with `demo` and `run --compare`)."""
+                  cost: CostModel | None = None, warmup: int | None = None) -> Report:
+    """Simulate and write the pictures asked for (shared with `demo` and `run --compare`); the
+    first `warmup` inputs (default: one per device) are left out of the figures, as a run does."""
     from edgewise.sim.export import chrome_trace, gantt_png
     from edgewise.sim.pipeline import simulate as run_simulation
 
-    sim = run_simulation(the_plan, graph, cost or cost_model(the_plan.cluster), inputs)
+    sim = run_simulation(the_plan, graph, cost or cost_model(the_plan.cluster), inputs, warmup)
     title = f"{the_plan.model} on {the_plan.cluster.name} ({the_plan.planner or 'plan'})"
     if trace:
         write_atomic(trace, chrome_trace(sim.timeline, title))

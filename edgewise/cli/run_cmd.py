@@ -70,7 +70,7 @@ def run(
     cost = cost_model(plan.cluster)
     if on_testbed:   # predict the testbed with what was measured inside it
         cost = testbed_cost_model(plan.cluster, cost, plan.model)
-    predicted = simulate_plan(plan, trace(loaded.model, loaded.example_inputs, plan.model), n, None, None, cost)
+    predicted = simulate_plan(plan, trace(loaded.model, loaded.example_inputs, plan.model), n, None, None, cost, warmup)
     rows = compare_reports(predicted, report)
     result = {"measured": report, "predicted": predicted,
               "errors": {r.figure: r.error for r in rows}}

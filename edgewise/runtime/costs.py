@@ -49,57 +49,67 @@ CPU_TIME = Clock(cpu_quota_cores=1.0)
 
 def measure(messages: int = 40, sizes: tuple[int, ...] = SIZES,
             progress: Callable[[int, int], None] = lambda done, total: None) -> list[Measurement]:
-    """Rows of input, send and receive costs per message size, measured against a peer process."""
-    clock = CPU_TIME
-    from edgewise.runtime.worker import SeatRecord, _Sender     # the worker's own sender thread
+    """Rows of input, send and receive costs per message size, measured against a peer process.
 
+    A peer that dies or never answers is a one-line EdgewiseError within PEER_TIMEOUT_S, and
+    the peer never outlives this call.
+    """
     port = free_port()
     # a fresh interpreter (not multiprocessing), so any caller's script is safe to call this from
     peer = subprocess.Popen([sys.executable, "-c", f"from edgewise.runtime.costs import _peer; "
-                             f"_peer({port}, {tuple(sizes)!r}, {messages})"], stdout=subprocess.DEVNULL)
-    rows: list[Measurement] = []
-    total, done = 3 * len(sizes), 0
+                             f"_peer({port}, {tuple(sizes)!r}, {messages}, {PEER_TIMEOUT_S})"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    failure = None
     try:
-        _init(0, port)
-        for nbytes in sizes:
-            spec = _spec(nbytes)
-            example = (torch.empty(spec.shapes[0]),)
-            samples = [_timed(clock, lambda k=k: random_input(example, k)) for k in range(messages)]
-            rows.append(_row("input", nbytes, statistics.median(samples), messages))
-            done += 1
-            progress(done, total)
-
-            x = {"x": torch.randn(spec.shapes[0])}
-            sender = _Sender(SeatRecord(rank=0, stage=0, device=""), torch.device("cpu"))
-            dist.barrier()
-            t0 = clock.now()
-            for k in range(messages):
-                sender.put(k, pack(spec, x), 1, None, 0.0)
-            sender.close()
-            rows.append(_row("send", nbytes, clock.seconds(clock.now() - t0) / messages, messages))
-            done += 1
-            progress(done, total)
-
-            dist.barrier()
-            t0 = clock.now()
-            for k in range(messages):
-                buf = torch.empty(spec.nbytes, dtype=torch.uint8)
-                dist.recv(buf, src=1, tag=k)
-                unpack(spec, buf)
-            rows.append(_row("recv", nbytes, clock.seconds(clock.now() - t0) / messages, messages))
-            done += 1
-            progress(done, total)
-        dist.barrier()
+        _init(0, port, PEER_TIMEOUT_S)
+        rows = _exchange(messages, sizes, progress)
+    except RuntimeError as e:        # torch.distributed's errors: the peer died or never came
+        failure = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
         try:
-            peer.wait(timeout=PEER_TIMEOUT_S)
+            peer.wait(timeout=1 if failure else PEER_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             peer.kill()
             peer.wait()
-    if peer.returncode != 0:
-        raise EdgewiseError(f"profile: the peer process measuring the runtime's costs failed (exit {peer.returncode})")
+    if failure or peer.returncode != 0:
+        raise EdgewiseError(f"profile: measuring the runtime's costs against a peer process failed "
+                            f"(peer exit {peer.returncode}): {failure or 'the peer failed'}")
+    return rows
+
+
+def _exchange(messages: int, sizes: tuple[int, ...], progress: Callable[[int, int], None]) -> list[Measurement]:
+    from edgewise.runtime.worker import SeatRecord, _Sender     # the worker's own sender thread
+
+    clock = CPU_TIME
+    rows: list[Measurement] = []
+    total, done = 3 * len(sizes), 0
+    for nbytes in sizes:
+        spec = _spec(nbytes)
+        example = (torch.empty(spec.shapes[0]),)
+        samples = [_timed(clock, lambda k=k: random_input(example, k)) for k in range(messages)]
+        rows.append(_row("input", nbytes, statistics.median(samples), messages))
+
+        x = {"x": torch.randn(spec.shapes[0])}
+        sender = _Sender(SeatRecord(rank=0, stage=0, device=""), torch.device("cpu"))
+        dist.barrier()
+        t0 = clock.now()
+        for k in range(messages):
+            sender.put(k, pack(spec, x), 1, None, 0.0)
+        sender.close()
+        rows.append(_row("send", nbytes, clock.seconds(clock.now() - t0) / messages, messages))
+
+        dist.barrier()
+        t0 = clock.now()
+        for k in range(messages):
+            buf = torch.empty(spec.nbytes, dtype=torch.uint8)
+            dist.recv(buf, src=1, tag=k)
+            unpack(spec, buf)
+        rows.append(_row("recv", nbytes, clock.seconds(clock.now() - t0) / messages, messages))
+        done += 3
+        progress(done, total)
+    dist.barrier()
     return rows
 
 
@@ -114,16 +124,16 @@ def _row(what: str, nbytes: int, time_s: float, messages: int) -> Measurement:
                        shape=((nbytes,),), repeats=messages)
 
 
-def _init(rank: int, port: int) -> None:
+def _init(rank: int, port: int, timeout_s: float) -> None:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
-                            timeout=timedelta(seconds=PEER_TIMEOUT_S))
+                            timeout=timedelta(seconds=timeout_s))
 
 
-def _peer(port: int, sizes: tuple[int, ...], messages: int) -> None:
+def _peer(port: int, sizes: tuple[int, ...], messages: int, timeout_s: float) -> None:
     """Rank 1: receives what rank 0 sends, then sends it as many messages back, each after a pause."""
     torch.set_num_threads(1)
-    _init(1, port)
+    _init(1, port, timeout_s)
     try:
         for nbytes in sizes:
             spec = _spec(nbytes)

@@ -85,3 +85,24 @@ def test_a_model_that_cannot_be_exported_fails_before_any_measuring():
         profiler.profile_device(torch.device("cpu"), op_class, quick=True, repeats=1,
                                 model=(Branchy(), (torch.randn(3),), graph), progress=lambda *a: steps.append(a))
     assert steps == []
+
+
+def test_cpu_clock_counts_work_not_waiting_and_divides_by_the_quota():
+    import time as _time
+    dev = torch.device("cpu")
+    clock = profiler.Clock(cpu_quota_cores=0.25)
+    assert profiler.median_time_s(lambda: _time.sleep(0.02), dev, repeats=3, clock=clock) < 0.01
+    spin = lambda: sum(range(200_000))          # noqa: E731
+    wall = profiler.median_time_s(spin, dev, repeats=5)
+    assert profiler.median_time_s(spin, dev, repeats=5, clock=clock) == pytest.approx(4 * wall, rel=0.5)
+
+
+def test_op_rows_add_up_to_the_whole_forward():
+    model, inputs = Tiny().eval(), (torch.randn(2, 3, 8, 8),)
+    graph = trace(model, inputs, "tiny")
+    dev = torch.device("cpu")
+    gm, dev_inputs = profiler.export_for_timing(model, inputs, dev)
+    rows = profiler.time_ops(gm, dev_inputs, graph, dev, op_class, repeats=30)
+    with torch.no_grad():
+        forward = profiler.median_time_s(lambda: gm(*dev_inputs), dev, 30)
+    assert sum(m.time_s for m in rows) == pytest.approx(forward, rel=0.5)

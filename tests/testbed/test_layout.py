@@ -49,3 +49,15 @@ def test_addresses_are_inside_the_benchmark_range_and_unique():
 def test_bad_host_figures_are_one_line_errors():
     with pytest.raises(EdgewiseError, match="positive"):
         plan_layout(cluster(1e9), host_core_flops=0, host_cores=2)
+
+
+def test_a_device_bigger_than_a_core_share_gets_its_cores_to_itself():
+    # one device wanting ~a core next to small ones: sharing a core with them would leave its one
+    # thread only what they leave, so it is dilated until it fits a core of its own
+    lay = plan_layout(cluster(1e10, 1e10, 1e10, 1e10, 5e10), host_core_flops=5e10, host_cores=2, headroom=0.9)
+    big = lay.slots[-1]
+    assert big.cpu_quota_cores <= 0.9 + 1e-9 and len(big.cpus) == 1
+    assert all(big.cpus[0] not in s.cpus for s in lay.slots[:-1])
+    # a device wanting more than a core gets whole cores, and as many threads
+    wide = plan_layout(cluster(8e10), host_core_flops=5e10, host_cores=4, headroom=0.9)   # 1.6 cores
+    assert len(wide.slots[0].cpus) == wide.slots[0].threads == 2

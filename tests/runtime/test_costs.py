@@ -1,0 +1,29 @@
+"""Measuring the runtime's own costs against a peer process: sane rows, and a bounded clean stop when the peer fails."""
+import os
+import time
+
+import pytest
+
+from edgewise.cost.runtime import fit_runtime
+from edgewise.errors import EdgewiseError
+from edgewise.runtime import costs
+
+
+def test_rows_cover_input_send_and_receive_at_every_size():
+    rows = costs.measure(messages=5, sizes=(4096, 1 << 20))
+    assert sorted((m.op_class, m.bytes) for m in rows) == sorted(
+        (k, float(b)) for k in ("input", "send", "recv") for b in (4096, 1 << 20))
+    assert all(m.kind == "runtime" and m.time_s > 0 for m in rows)
+    cost = fit_runtime(rows)
+    assert cost.send(1 << 20) > cost.send(4096)     # a megabyte costs more to send than 4 KiB
+
+
+@pytest.mark.parametrize("peer_code", ["import sys; sys.exit(3)", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
+def test_a_peer_that_dies_is_a_one_line_error_within_the_timeout(monkeypatch, peer_code):
+    real_popen = costs.subprocess.Popen
+    monkeypatch.setattr(costs, "PEER_TIMEOUT_S", 5.0)
+    monkeypatch.setattr(costs.subprocess, "Popen", lambda argv, **kw: real_popen([argv[0], "-c", peer_code], **kw))
+    t = time.monotonic()
+    with pytest.raises(EdgewiseError, match="peer process failed") as e:
+        costs.measure(messages=3, sizes=(4096,))
+    assert time.monotonic() - t < 30 and "\n" not in str(e.value)
