@@ -85,6 +85,7 @@ def worker(
     result: Optional[str] = typer.Option(None, "--result", help="Folder where rank 0 writes report.json and outputs.pt."),
     threads: int = typer.Option(1, "--threads", min=1),
     time_dilation: float = typer.Option(1.0, "--time-dilation", min=1.0),
+    emulate_latency: bool = typer.Option(False, "--emulate-latency", help="Add each link's propagation latency before sending (the testbed's emulation; real networks have their own)."),
     timeout: float = typer.Option(300.0, "--timeout", min=1),
     device: str = DeviceOption,
 ) -> None:
@@ -94,7 +95,7 @@ def worker(
     loaded = load_model(plan.model)
     fn, _ = input_source(None if inputs.isdigit() else inputs, loaded.example_inputs)
     emit_event(ev="ready")
-    records = serve(loaded.model, loaded.example_inputs, plan, fn, count, device=device, latency_scale=time_dilation,
+    records = serve(loaded.model, loaded.example_inputs, plan, fn, count, device=device, latency_scale=time_dilation if emulate_latency else 0.0,
                     timeout_s=timeout, on_step=_step_events())
     if records is not None:  # rank 0
         report = measure.report(records, plan, count, warmup, dilation=time_dilation)

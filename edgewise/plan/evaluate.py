@@ -6,10 +6,14 @@ Model (the simulator plays the same rules out event by event):
 - sending a cut's tensors occupies the channel for bytes / bandwidth (propagation latency adds
   to latency, not to occupancy); a private link is full duplex, so each direction is its own
   resource; a shared medium is one resource for all its members, so its transfers add up;
+- a device is busy per input for its share of its stage's inputs: receiving each (the first
+  device: making it), computing, sending it on, at the runtime's own costs (cost/runtime.py)
+  where they were measured; the first device also makes and forwards the other replicas' inputs;
 - the period (time between outputs) is the busiest of all those resources; throughput = 1/period;
-- latency = compute along the path + every transfer (latency + bytes / bandwidth);
+- latency = compute along the path + every transfer (latency + bytes / bandwidth, and its
+  sending and receiving);
 - energy per input: every device in the plan draws idle power for a period and busy power on
-  top while it computes.
+  top while it works.
 """
 from __future__ import annotations
 
@@ -76,21 +80,44 @@ def evaluate(prof: GraphProfile, spans: list[StageSpan]) -> PipelineCost:
     memory = {d: prof.stage_memory_bytes(s.start, s.end) for s in spans for d in s.devices}
     loads = channel_loads(prof, spans)
     fits = all(memory[d] <= prof.cluster.node(d).device.memory_bytes for d in memory)
+    busy_s = _device_loads(prof, spans)
     if loads is None or not fits:
         period = math.inf
     else:
-        period = max([t / len(s.devices) for t, s in zip(stage_s, spans)] + list(loads.values()))
+        period = max(list(busy_s.values()) + list(loads.values()))
     latency = sum(stage_s)
     for left, right in zip(spans, spans[1:]):
-        latency += transfer_time_s(prof.cut_bytes(left.end), prof.cluster.channel(left.devices[0], right.devices[0]))
+        a, b = prof.class_of[left.devices[0]], prof.class_of[right.devices[0]]
+        nbytes = prof.cut_bytes(left.end)
+        latency += (transfer_time_s(nbytes, prof.cluster.channel(left.devices[0], right.devices[0]))
+                    + prof.runtime[a].send(nbytes) + prof.runtime[b].recv(nbytes))
     energy = 0.0
-    for t, s in zip(stage_s, spans):
-        for d in s.devices:
-            dev = prof.cluster.node(d).device
-            busy = t / len(s.devices)
-            energy += dev.idle_power_w * period + (dev.busy_power_w - dev.idle_power_w) * busy
+    for d, busy in busy_s.items():
+        dev = prof.cluster.node(d).device
+        energy += dev.idle_power_w * period + (dev.busy_power_w - dev.idle_power_w) * busy
     return PipelineCost(period_s=period, latency_s=latency, energy_j=energy, stage_s=stage_s,
                         bytes_sent=input_forward_bytes(prof, spans[0]) + sum(prof.cut_bytes(s.end) for s in spans[:-1]), memory_bytes=memory)
+
+
+def _device_loads(prof: GraphProfile, spans: list[StageSpan]) -> dict[str, float]:
+    """Busy seconds per input of each device: its share of its stage's inputs, each received,
+    computed and sent on; stage 0's first device also makes every input and forwards the other
+    replicas' share."""
+    busy = {}
+    for s in spans:
+        k = prof.class_of[s.devices[0]]
+        for d in s.devices:
+            busy[d] = prof.device_time_s(k, s.start, s.end) / len(s.devices)
+    first = spans[0]
+    r = len(first.devices)
+    if r > 1:
+        rt_src = prof.runtime[prof.class_of[first.devices[0]]]
+        rt_rep = prof.runtime[prof.class_of[first.devices[1]]]
+        made = rt_src.input(prof.live_bytes[0])
+        busy[first.devices[0]] += made * (r - 1) / r + rt_src.send(prof.live_bytes[0]) * (r - 1) / r
+        for d in first.devices[1:]:       # they receive their input instead of making it
+            busy[d] += (rt_rep.recv(prof.live_bytes[0]) - rt_rep.input(prof.live_bytes[0])) / r
+    return busy
 
 
 def input_forward_bytes(prof: GraphProfile, first: StageSpan) -> int:

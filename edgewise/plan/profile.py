@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgewise.cost.roofline import CostModel
+from edgewise.cost.runtime import RuntimeCost
 from edgewise.graph.opgraph import OpGraph, _dtype_bytes
 from edgewise.hardware.cluster import Channel, Cluster, Node
 
@@ -38,6 +39,7 @@ class GraphProfile:
     live_bytes: np.ndarray           # [n+1]: bytes live across boundary b (0 < b < n is a cut), per input
     op_live_bytes: np.ndarray        # [n]: activations live while op i runs, per input
     class_of: dict[str, int] = field(default_factory=dict)
+    runtime: list[RuntimeCost] = field(default_factory=list)   # per class: the runtime's own costs
 
     @property
     def n(self) -> int:
@@ -45,6 +47,14 @@ class GraphProfile:
 
     def stage_time_s(self, k: int, p: int, q: int) -> float:
         return float(self.time_prefix_s[k, q] - self.time_prefix_s[k, p])
+
+    def device_time_s(self, k: int, p: int, q: int) -> float:
+        """What one input of stage [p, q) costs a device of class k: receiving the cut at p (or,
+        for the first stage, making the input), computing, and sending the cut at q on."""
+        rt = self.runtime[k]
+        take = rt.input(self.live_bytes[0]) if p == 0 else rt.recv(self.cut_bytes(p))
+        give = rt.send(self.cut_bytes(q)) if q < self.n else 0.0
+        return take + self.stage_time_s(k, p, q) + give
 
     def stage_memory_bytes(self, p: int, q: int) -> int:
         """Parameters of the ops plus the largest activation working set among them."""
@@ -130,6 +140,7 @@ def profile(graph: OpGraph, cluster: Cluster, cost: CostModel, batch: int = 1) -
     prof = GraphProfile(graph=graph, cluster=cluster, batch=batch, classes=classes, time_prefix_s=times,
                         param_prefix_bytes=params, live_bytes=live, op_live_bytes=op_live)
     prof.class_of = {name: k for k, c in enumerate(classes) for name in c.members}
+    prof.runtime = [cost.runtime_cost(c.node.device) for c in classes]
     return prof
 
 

@@ -14,11 +14,14 @@ the peer's own CPU is its own.
 """
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Callable
 
@@ -49,42 +52,63 @@ CPU_TIME = Clock(cpu_quota_cores=1.0)
 
 def measure(messages: int = 40, sizes: tuple[int, ...] = SIZES,
             progress: Callable[[int, int], None] = lambda done, total: None) -> list[Measurement]:
-    """Rows of input, send and receive costs per message size, measured against a peer process.
+    """Rows of input, send and receive costs per message size, measured between two fresh
+    processes (one process group each, whatever the caller's process has done before).
 
-    A peer that dies or never answers is a one-line EdgewiseError within PEER_TIMEOUT_S, and
-    the peer never outlives this call.
+    A side that dies or never answers is a one-line EdgewiseError within about PEER_TIMEOUT_S,
+    and neither outlives this call.
     """
     port = free_port()
-    # a fresh interpreter (not multiprocessing), so any caller's script is safe to call this from
-    peer = subprocess.Popen([sys.executable, "-c", f"from edgewise.runtime.costs import _peer; "
-                             f"_peer({port}, {tuple(sizes)!r}, {messages}, {PEER_TIMEOUT_S})"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    failure = None
+
+    def start(side: str) -> subprocess.Popen:
+        code = (f"from edgewise.runtime.costs import {side}; "
+                f"{side}({port}, {tuple(sizes)!r}, {messages}, {PEER_TIMEOUT_S})")
+        return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=errors, text=True)
+
+    errors = tempfile.TemporaryFile("w+")      # a file, not a pipe: nobody blocks on a full one
+    peer, measurer = start("_peer"), start("_measurer")
+    rows: list[Measurement] = []
     try:
-        _init(0, port, PEER_TIMEOUT_S)
-        rows = _exchange(messages, sizes, progress)
-    except RuntimeError as e:        # torch.distributed's errors: the peer died or never came
-        failure = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        for line in measurer.stdout:
+            if line.startswith("row "):
+                fields = json.loads(line[4:])
+                rows.append(Measurement(**{**fields, "shape": tuple(tuple(x) for x in fields["shape"])}))
+                progress(len(rows), 3 * len(sizes))
+        for proc in (measurer, peer):
+            proc.wait(timeout=PEER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pass
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-        try:
-            peer.wait(timeout=1 if failure else PEER_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            peer.kill()
-            peer.wait()
-    if failure or peer.returncode != 0:
-        raise EdgewiseError(f"profile: measuring the runtime's costs against a peer process failed "
-                            f"(peer exit {peer.returncode}): {failure or 'the peer failed'}")
+        for proc in (measurer, peer):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    errors.seek(0)
+    lines = [ln for ln in errors.read().splitlines() if ln.strip()]
+    errors.close()
+    if measurer.returncode != 0 or peer.returncode != 0 or len(rows) != 3 * len(sizes):
+        raise EdgewiseError(f"profile: measuring the runtime's costs between two processes failed "
+                            f"(exits {measurer.returncode} and {peer.returncode}): "
+                            f"{lines[-1] if lines else 'no output'}")
     return rows
 
 
-def _exchange(messages: int, sizes: tuple[int, ...], progress: Callable[[int, int], None]) -> list[Measurement]:
+def _measurer(port: int, sizes: tuple[int, ...], messages: int, timeout_s: float) -> None:
+    """Rank 0: times its own side of every exchange; prints one `row {json}` line per measurement."""
+    torch.set_num_threads(1)
+    _init(0, port, timeout_s)
+    try:
+        for m in _exchange(messages, sizes):
+            print("row " + json.dumps({**asdict(m), "shape": [list(x) for x in m.shape]}), flush=True)
+    finally:
+        dist.destroy_process_group()
+
+
+def _exchange(messages: int, sizes: tuple[int, ...]) -> list[Measurement]:
     from edgewise.runtime.worker import SeatRecord, _Sender     # the worker's own sender thread
 
     clock = CPU_TIME
     rows: list[Measurement] = []
-    total, done = 3 * len(sizes), 0
     for nbytes in sizes:
         spec = _spec(nbytes)
         example = (torch.empty(spec.shapes[0]),)
@@ -107,8 +131,6 @@ def _exchange(messages: int, sizes: tuple[int, ...], progress: Callable[[int, in
             dist.recv(buf, src=1, tag=k)
             unpack(spec, buf)
         rows.append(_row("recv", nbytes, clock.seconds(clock.now() - t0) / messages, messages))
-        done += 3
-        progress(done, total)
     dist.barrier()
     return rows
 

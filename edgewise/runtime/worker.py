@@ -32,6 +32,7 @@ from edgewise.proc import rss_bytes
 from edgewise.runtime.partition import run_stage, split, to_device
 from edgewise.runtime.topology import Seat, inputs_of, pairs, rank_for, seats
 from edgewise.runtime.wire import pack, unpack, wire_specs
+from edgewise.sim.pipeline import SEND_QUEUE
 
 InputFn = Callable[[int], tuple]
 DEVICES = ("cpu", "cuda")
@@ -152,17 +153,28 @@ def _serve(model, example_inputs, plan, seat: Seat, dev: torch.device, groups: d
     dist.barrier()
     t0 = time.perf_counter()
     base_rss = peak_rss = rss_bytes()
+    def post_receive(k: int) -> tuple[torch.Tensor, dist.Work]:
+        src = 0 if seat.stage == 0 else rank_for(plan, seat.stage - 1, k)
+        buf = torch.empty(specs[seat.stage].nbytes, dtype=torch.uint8, device=dev)
+        return buf, dist.irecv(buf, src=src, tag=k, group=groups.get((src, seat.rank)))
+
+    work = list(_work_of(plan, seat, n_inputs))
+    source = seat.stage == 0 and seat.rank == 0
+    posted = {work[0]: post_receive(work[0])} if work and not source else {}
     with torch.inference_mode():
-        for k in _work_of(plan, seat, n_inputs):
-            if seat.stage == 0 and seat.rank == 0:
+        for i, k in enumerate(work):
+            if source:
                 env = {n: x.to(dev) for n, x in zip(specs[0].names, input_fn(k))}
                 if (dst := rank_for(plan, 0, k)) != 0:   # the first device hands the other replicas their inputs
                     send(k, pack(specs[0], env), dst)
                     continue
             else:
-                src = 0 if seat.stage == 0 else rank_for(plan, seat.stage - 1, k)
-                buf = torch.empty(specs[seat.stage].nbytes, dtype=torch.uint8, device=dev)
-                dist.recv(buf, src=src, tag=k, group=groups.get((src, seat.rank)))
+                buf, pending = posted.pop(k)
+                pending.wait()
+                # Ask for the next input before computing this one: gloo sends nothing until the
+                # receive is posted, so posting it late would put a round trip between inputs.
+                if i + 1 < len(work):
+                    posted[work[i + 1]] = post_receive(work[i + 1])
                 env = unpack(specs[seat.stage], buf)
             wait_for_gpu()
             begin = time.perf_counter()
@@ -203,7 +215,7 @@ class _Sender:
     def __init__(self, rec: SeatRecord, dev: torch.device):
         self.rec = rec
         self.dev = dev
-        self.q: queue.Queue = queue.Queue(maxsize=2)   # bounds memory if the next stage is slow
+        self.q: queue.Queue = queue.Queue(maxsize=SEND_QUEUE)   # bounds memory if the next stage is slow
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()

@@ -7,8 +7,14 @@ import json
 from edgewise.sim.core import Span
 
 
+def _occupying(timeline: list[Span]) -> list[Span]:
+    """Spans that keep a device or channel busy (a link's propagation latency keeps none)."""
+    return [s for s in timeline if ":" in s.resource]
+
+
 def chrome_trace(timeline: list[Span], title: str = "edgewise") -> str:
     """Trace Event JSON (chrome://tracing, ui.perfetto.dev): one track per device or channel."""
+    timeline = _occupying(timeline)
     tracks = sorted({s.resource for s in timeline}, key=lambda r: (not r.startswith("device:"), r))
     tid = {r: i for i, r in enumerate(tracks)}
     events = [{"name": "process_name", "ph": "M", "pid": 0, "args": {"name": title}}]
@@ -24,6 +30,7 @@ def gantt_png(timeline: list[Span], title: str) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    timeline = _occupying(timeline)
     rows = sorted({s.resource for s in timeline}, key=lambda r: (not r.startswith("device:"), r))
     fig, ax = plt.subplots(figsize=(12, 1.2 + 0.45 * len(rows)))
     cmap = plt.get_cmap("tab20")

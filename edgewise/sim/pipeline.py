@@ -7,8 +7,10 @@ model says it costs there (the runtime's own costs, cost/runtime.py, where they 
 the first device also makes and forwards the inputs of stage 0's other replicas). Sending a
 cut also occupies its channel (a private link's direction, or the whole shared medium, which every transfer on it queues for) for bytes /
 bandwidth and reaches the receiver a propagation latency later. Inputs arrive on stage 0's
-first device, which forwards the other replicas' inputs. Inputs in flight are bounded (a few per
-device, plus what the links' latency holds), so queues stay bounded as in a real pipeline.
+first device, which forwards the other replicas' inputs. Back-pressure is the runtime's: a
+message moves only once its receiver asks for it (when it starts its previous step), and a
+device stops while SEND_QUEUE messages wait on its sender thread plus one being sent (a
+link's emulated latency is waited out there, so it holds those places too).
 """
 from __future__ import annotations
 
@@ -20,12 +22,17 @@ from edgewise.cost.roofline import CostModel
 from edgewise.cost.runtime import RuntimeCost
 from edgewise.errors import EdgewiseError
 from edgewise.graph.opgraph import OpGraph
+from edgewise.hardware.cluster import Channel
 from edgewise.plan.evaluate import evaluate
 from edgewise.plan.planners import spans_of
 from edgewise.plan.profile import GraphProfile, profile
 from edgewise.plan.report import Report, stream_metrics
 from edgewise.plan.schema import Plan
 from edgewise.sim.core import Environment, Span, Task
+
+
+SEND_QUEUE = 2                   # messages a worker's sender thread holds before `put` blocks
+SENDS_IN_FLIGHT = SEND_QUEUE + 1
 
 
 @dataclass
@@ -42,24 +49,41 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
     prof = profile(graph, plan.cluster, cost, plan.batch)
     env = Environment()
     seats = sum(len(s.devices) for s in spans)
-    # inputs in flight at once: enough to keep every device and every link's latency busy, few
-    # enough that queues stay bounded as in a real pipeline
-    steady = evaluate(prof, spans)
-    window = 2 * seats + (math.ceil(steady.latency_s / steady.period_s) if steady.feasible and steady.period_s > 0 else 0)
     source = spans[0].devices[0]
     input_bytes = int(prof.live_bytes[0])
     runtime = {d: cost.runtime_cost(plan.cluster.node(d).device) for sp in spans for d in sp.devices}
-    last_compute: list[Task] = []
+    steps: dict[str, list[Task]] = {}            # each device's tasks of its own loop, in order
+    sent: dict[str, list[Task]] = {d: [] for d in runtime}   # each device's messages, in order
     sent_bytes = 0
+
+    def sender_room(dev: str) -> list[Task]:
+        """A device goes on only while its sender's queue has room (else its put blocks)."""
+        return [sent[dev][-SENDS_IN_FLIGHT]] if len(sent[dev]) >= SENDS_IN_FLIGHT else []
+
+    def message(a: str, b: str, nbytes: int, after: Task, k: int, what: str) -> Task:
+        # The runtime's sender waits out the link's propagation latency first (netem being
+        # unavailable, that is how the testbed adds it), then the message moves once its receiver
+        # has asked for it: gloo sends nothing before the receive is posted (gloo/transport/tcp/
+        # pair.cc, handleRemotePendingRecv), and a worker posts the next one as it starts a step.
+        latency = _channel(prof, a, b).latency_s
+        if latency:
+            after = env.task(f"latency {what} input{k}", env.resource("propagation", capacity=inputs * seats + 1),
+                             latency, [after], input=k, kind="latency")
+        wire = _wire(env, prof, a, b, nbytes, [after] + steps.get(b, [])[-2:-1], k, what)
+        sent[a].append(wire)
+        return wire
+
     for k in range(inputs):
-        prev = [last_compute[k - window]] if k >= window else []
+        prev: list[Task] = []
         cpu_before = runtime[source].input(input_bytes)     # the first device makes every input
         for i, span in enumerate(spans):
             dev = span.devices[k % len(span.devices)]
             if i == 0 and dev != source:
                 forward = env.task(f"forward input{k}", env.resource(f"device:{source}"),
-                                   cpu_before + runtime[source].send(input_bytes), prev, input=k, kind="runtime")
-                prev = [_wire(env, prof, source, dev, input_bytes, forward, k, "input")]
+                                   cpu_before + runtime[source].send(input_bytes), sender_room(source),
+                                   input=k, kind="runtime")
+                steps.setdefault(source, []).append(forward)
+                prev = [message(source, dev, input_bytes, forward, k, "input")]
                 sent_bytes += input_bytes
                 cpu_before = runtime[dev].recv(input_bytes)
             nxt = spans[i + 1].devices[k % len(spans[i + 1].devices)] if i + 1 < len(spans) else None
@@ -67,28 +91,34 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
             compute_s = prof.stage_time_s(prof.class_of[dev], span.start, span.end)
             cpu_after = runtime[dev].send(out_bytes) if out_bytes else 0.0
             task = env.task(f"stage{i} input{k}", env.resource(f"device:{dev}"), cpu_before + compute_s + cpu_after,
-                            prev, input=k, stage=i, device=dev, kind="compute", compute_s=compute_s,
-                            compute_from_s=cpu_before)
+                            prev + sender_room(dev), input=k, stage=i, device=dev, kind="compute",
+                            compute_s=compute_s, compute_from_s=cpu_before)
+            steps.setdefault(dev, []).append(task)
             prev = [task]
             if out_bytes:
-                prev = [_wire(env, prof, dev, nxt, out_bytes, task, k, f"cut{i}")]
+                prev = [message(dev, nxt, out_bytes, task, k, f"cut{i}")]
                 sent_bytes += out_bytes
                 cpu_before = runtime[nxt].recv(out_bytes)
-        last_compute.append(prev[0])
     timeline = env.run()
     return Simulation(_report(plan, prof, spans, timeline, inputs, seats if warmup is None else warmup,
                               sent_bytes), timeline)
 
 
-def _wire(env: Environment, prof: GraphProfile, a: str, b: str, nbytes: int, after: Task, k: int, what: str) -> Task:
-    """The channel from a to b carrying a message (the devices' CPU work for it is in their own tasks)."""
+def _channel(prof: GraphProfile, a: str, b: str) -> Channel:
     ch = prof.cluster.channel(a, b)
     if ch is None:
         raise EdgewiseError(f"plan: devices {a} and {b} follow each other but no link or medium of cluster "
                             f"{prof.cluster.name} joins them")
+    return ch
+
+
+def _wire(env: Environment, prof: GraphProfile, a: str, b: str, nbytes: int, after: list[Task], k: int,
+          what: str) -> Task:
+    """The channel from a to b carrying a message (the devices' CPU work for it is in their own tasks)."""
+    ch = _channel(prof, a, b)
     key = ch.name if ch.shared else f"{ch.name}:{a}->{b}"
     return env.task(f"{what} input{k} {a}->{b}", env.resource(f"channel:{key}"), nbytes / ch.bandwidth_bytes_per_s,
-                    [after], lag_s=ch.latency_s, input=k, kind="transfer", bytes=nbytes)
+                    after, input=k, kind="transfer", bytes=nbytes)
 
 
 def _report(plan: Plan, prof: GraphProfile, spans, timeline: list[Span], inputs: int, warmup: int,

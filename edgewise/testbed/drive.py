@@ -112,7 +112,7 @@ def _start(plan: Plan, plan_file: str, inputs: str, n: int, warmup: int, layout:
         threads = layout.slot(seat.device).threads if layout else local_threads
         cmd = [sys.executable, "-m", "edgewise", "worker", plan_file, "--inputs", inputs, "--count", str(n),
                "--warmup", str(warmup), "--result", str(result_dir), "--threads", str(threads),
-               "--time-dilation", str(dilation), "--device", device]
+               "--time-dilation", str(dilation), "--emulate-latency", "--device", device]
         return netns.launch_argv(layout, seat.device, cmd) if layout else cmd
 
     def env(seat: Seat) -> dict[str, str]:

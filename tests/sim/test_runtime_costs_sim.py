@@ -43,3 +43,24 @@ def test_a_stage_device_is_busy_for_receive_compute_and_send():
     # latency runs from stage 0's compute to the last stage's compute, as the runtime times it
     first = min(s.start_s + s.tags["compute_from_s"] for s in sim.timeline if s.tags.get("stage") == 0)
     assert first == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("planner", ["edgewise", "even"])
+def test_planner_and_simulator_charge_the_runtime_alike(planner):
+    graph, cluster = chain_graph(40, 3), lan_cluster()
+    names = {n.device.name for n in cluster.nodes}
+    cost = CostModel(runtime={d: RuntimeCost(input=Linear(2e-4, 1e-9), send=Linear(1e-3, 2e-9), recv=Linear(5e-4, 1e-9))
+                              for d in names})
+    plan = PLANNERS[planner](graph, cluster, "throughput", cost, 1)
+    sim = simulate(plan, graph, cost, inputs=80)
+    assert sim.report.throughput_per_s == pytest.approx(plan.predicted.throughput_per_s, rel=0.05)
+
+
+def test_when_messages_cost_more_than_a_split_saves_the_planner_keeps_one_device():
+    graph, cluster = chain_graph(40, 3), lan_cluster()
+    names = {n.device.name for n in cluster.nodes}
+    cheap = PLANNERS["edgewise"](graph, cluster, "throughput", CostModel(), 1)
+    dear = CostModel(runtime={d: RuntimeCost(send=Linear(10.0), recv=Linear(10.0)) for d in names})
+    plan = PLANNERS["edgewise"](graph, cluster, "throughput", dear, 1)
+    assert len(cheap.stages) > 1 or len(cheap.stages[0].devices) > 1
+    assert len(plan.stages) == 1 and len(plan.stages[0].devices) == 1
