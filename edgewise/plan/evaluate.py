@@ -4,8 +4,9 @@ Model (the simulator plays the same rules out event by event):
 - a stage's devices are replicas that take inputs in turn, so a stage can start a new input
   every (stage compute time / replicas);
 - sending a cut's tensors occupies the channel for bytes / bandwidth (propagation latency adds
-  to latency, not to occupancy); a private link is full duplex, so each direction is its own
-  resource; a shared medium is one resource for all its members, so its transfers add up;
+  to latency, not to occupancy); over private links a device sends one message at a time (a
+  worker has one sender thread), so its sends on all its links add up; a shared medium is one
+  resource for all its members, so its transfers add up;
 - a device is busy per input for its share of its stage's inputs: receiving each (the first
   device: making it), computing, sending it on, at the runtime's own costs (cost/runtime.py)
   where they were measured; the first device also makes and forwards the other replicas' inputs;
@@ -49,6 +50,12 @@ class PipelineCost:
         return 1.0 / self.period_s if self.period_s > 0 else math.inf
 
 
+def sends_from(device: str) -> str:
+    """The resource a device's sends over private links queue for: a worker has one sender
+    thread, so however many links it has, one message leaves at a time."""
+    return f"{device}:out"
+
+
 def channel_loads(prof: GraphProfile, spans: list[StageSpan]) -> dict[str, float] | None:
     """Busy seconds per input of each channel resource; None when consecutive stages cannot talk."""
     loads: dict[str, float] = {}
@@ -58,7 +65,7 @@ def channel_loads(prof: GraphProfile, spans: list[StageSpan]) -> dict[str, float
         ch = prof.cluster.channel(first[0], d)
         if ch is None:
             return None
-        key = ch.name if ch.shared else f"{ch.name}:{first[0]}->{d}"
+        key = ch.name if ch.shared else sends_from(first[0])
         loads[key] = loads.get(key, 0.0) + prof.live_bytes[0] / ch.bandwidth_bytes_per_s / len(first)
     for left, right in zip(spans, spans[1:]):
         nbytes = prof.cut_bytes(left.end)
@@ -70,7 +77,7 @@ def channel_loads(prof: GraphProfile, spans: list[StageSpan]) -> dict[str, float
             if ch is None:
                 return None
             if nbytes:
-                key = ch.name if ch.shared else f"{ch.name}:{a}->{b}"
+                key = ch.name if ch.shared else sends_from(a)
                 loads[key] = loads.get(key, 0.0) + nbytes / ch.bandwidth_bytes_per_s / turns
     return loads
 

@@ -14,16 +14,14 @@ link's emulated latency is waited out there, so it holds those places too).
 """
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass
 
 from edgewise.cost.roofline import CostModel
-from edgewise.cost.runtime import RuntimeCost
 from edgewise.errors import EdgewiseError
 from edgewise.graph.opgraph import OpGraph
 from edgewise.hardware.cluster import Channel
-from edgewise.plan.evaluate import evaluate
+from edgewise.plan.evaluate import sends_from
 from edgewise.plan.planners import spans_of
 from edgewise.plan.profile import GraphProfile, profile
 from edgewise.plan.report import Report, stream_metrics
@@ -116,7 +114,7 @@ def _wire(env: Environment, prof: GraphProfile, a: str, b: str, nbytes: int, aft
           what: str) -> Task:
     """The channel from a to b carrying a message (the devices' CPU work for it is in their own tasks)."""
     ch = _channel(prof, a, b)
-    key = ch.name if ch.shared else f"{ch.name}:{a}->{b}"
+    key = ch.name if ch.shared else sends_from(a)
     return env.task(f"{what} input{k} {a}->{b}", env.resource(f"channel:{key}"), nbytes / ch.bandwidth_bytes_per_s,
                     after, input=k, kind="transfer", bytes=nbytes)
 

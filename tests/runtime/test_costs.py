@@ -1,5 +1,4 @@
 """Measuring the runtime's own costs between two processes: sane rows, and a bounded clean stop when one fails."""
-import os
 import time
 
 import pytest
