@@ -27,6 +27,7 @@ from edgewise.cli.plan_cmd import cost_model, simulate_plan, trace_model
 from edgewise.files import write_atomic
 from edgewise.hardware.cluster_io import load_cluster
 from edgewise.plan.planners import PLANNERS
+from edgewise.plan.schema import Plan
 from edgewise.testbed.commands import can_emulate
 from edgewise.testbed.drive import run_plan
 from edgewise.testbed.profiling import profile_in_testbed, testbed_cost_model
@@ -47,7 +48,10 @@ def main() -> None:
     ap.add_argument("--inputs", type=int, default=32, help="fewest inputs per run")
     ap.add_argument("--max-inputs", type=int, default=1500)
     ap.add_argument("--seconds", type=float, default=4.0, help="aim each run at this much of the cluster's time")
+    ap.add_argument("--repredict", type=Path, help="predict the runs of this results file again; run nothing")
     a = ap.parse_args()
+    if a.repredict:
+        return repredict(a.repredict, a)
     if (reason := can_emulate()):
         sys.exit(f"fidelity needs the testbed: {reason}")
     torch.set_num_threads(1)
@@ -74,22 +78,38 @@ def main() -> None:
                 t = time.perf_counter()
                 measured, _ = run_plan(plan, plan_file, str(n), n, warmup=warmup, testbed=True)
                 run_s = time.perf_counter() - t
-            before = simulate_plan(plan, graph, n, None, None, base, warmup=warmup)
-            after = simulate_plan(plan, graph, n, None, None, profiled_cost, warmup=warmup)
-            rows.append({
-                "model": model, "cluster": cname, "stages": [s.devices for s in plan.stages],
-                "inputs": n, "warmup": warmup, "dilation": measured.time_dilation, "run_s": run_s,
-                "measured": {"throughput_per_s": measured.throughput_per_s, "p50_s": measured.latency_s.p50,
-                             "per_stage_s": measured.per_stage_s},
-                "before": {"throughput_per_s": before.throughput_per_s, "p50_s": before.latency_s.p50,
-                           "err_throughput": rel(before.throughput_per_s, measured.throughput_per_s),
-                           "err_p50": rel(before.latency_s.p50, measured.latency_s.p50)},
-                "after": {"throughput_per_s": after.throughput_per_s, "p50_s": after.latency_s.p50,
-                          "per_stage_s": after.per_stage_s,
-                          "err_throughput": rel(after.throughput_per_s, measured.throughput_per_s),
-                          "err_p50": rel(after.latency_s.p50, measured.latency_s.p50)}})
+            rows.append({"model": model, "cluster": cname, "stages": [s.devices for s in plan.stages],
+                         "plan": json.loads(plan.to_json()),
+                         "inputs": n, "warmup": warmup, "dilation": measured.time_dilation, "run_s": run_s,
+                         "measured": {"throughput_per_s": measured.throughput_per_s, "p50_s": measured.latency_s.p50,
+                                      "per_stage_s": measured.per_stage_s}})
+            rows[-1].update(predict(rows[-1], graph, plan, base, profiled_cost))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             write_atomic(OUT, json.dumps(summary(rows, a), indent=2))
+    print(json.dumps({k: v for k, v in summary(rows, a).items() if k != "rows"}))
+
+
+def predict(row: dict, graph, plan, base, profiled_cost) -> dict:
+    """Before and after profiling, what the simulator predicts for the run in `row`, and its errors."""
+    out = {}
+    for which, cost in (("before", base), ("after", profiled_cost)):
+        r = simulate_plan(plan, graph, row["inputs"], None, None, cost, warmup=row["warmup"])
+        out[which] = {"throughput_per_s": r.throughput_per_s, "p50_s": r.latency_s.p50, "per_stage_s": r.per_stage_s,
+                      "err_throughput": rel(r.throughput_per_s, row["measured"]["throughput_per_s"]),
+                      "err_p50": rel(r.latency_s.p50, row["measured"]["p50_s"])}
+    return out
+
+
+def repredict(path: Path, a) -> None:
+    """Predict the runs recorded in `path` again with this simulator and the profile database
+    (same plans, inputs and warm-up), keeping the measurements: for changes to the simulator."""
+    rows = json.loads(path.read_text())["rows"]
+    for row in rows:
+        graph, cluster = trace_model(row["model"]), load_cluster(row["cluster"])
+        base = cost_model(cluster)
+        plan = Plan.model_validate(row["plan"])
+        row.update(predict(row, graph, plan, base, testbed_cost_model(cluster, base, row["model"])))
+    write_atomic(OUT, json.dumps(summary(rows, a), indent=2))
     print(json.dumps({k: v for k, v in summary(rows, a).items() if k != "rows"}))
 
 
@@ -98,7 +118,7 @@ def summary(rows: list[dict], a) -> dict:
         errs = [r[which][key] for r in rows]
         return {"median": statistics.median(errs), "worst": max(errs)}
     return {"benchmark": "fidelity", "command": " ".join(sys.argv), "machine": platform.node() + " " + platform.machine(),
-            "pairs": len(rows), "inputs": a.inputs, "data": "random weights, random inputs; emulated fleet",
+            "pairs": len(rows), "fewest_inputs": a.inputs, "seconds": a.seconds, "data": "random weights, random inputs; emulated fleet",
             "before": {"throughput": stat("before", "err_throughput"), "p50": stat("before", "err_p50")},
             "after": {"throughput": stat("after", "err_throughput"), "p50": stat("after", "err_p50")},
             "rows": rows}
