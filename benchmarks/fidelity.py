@@ -103,7 +103,10 @@ def predict(row: dict, graph, plan, base, profiled_cost) -> dict:
 def repredict(path: Path, a) -> None:
     """Predict the runs recorded in `path` again with this simulator and the profile database
     (same plans, inputs and warm-up), keeping the measurements: for changes to the simulator."""
-    rows = json.loads(path.read_text())["rows"]
+    try:
+        rows = json.loads(path.read_text())["rows"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        sys.exit(f"--repredict {path}: not a fidelity results file ({type(e).__name__})")
     for row in rows:
         graph, cluster = trace_model(row["model"]), load_cluster(row["cluster"])
         base = cost_model(cluster)

@@ -12,6 +12,10 @@ import numpy as np
 
 from edgewise.hardware.profile_db import Measurement
 
+# Messages a worker's sender thread holds before the worker waits (runtime/worker.py), which the
+# simulator plays out too (sim/pipeline.py): one constant so the two cannot drift apart.
+SEND_QUEUE = 2
+
 
 @dataclass(frozen=True)
 class Linear:

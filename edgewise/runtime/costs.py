@@ -105,7 +105,7 @@ def _measurer(port: int, sizes: tuple[int, ...], messages: int, timeout_s: float
 
 
 def _exchange(messages: int, sizes: tuple[int, ...]) -> list[Measurement]:
-    from edgewise.runtime.worker import SeatRecord, _Sender     # the worker's own sender thread
+    from edgewise.runtime.worker import SeatRecord, Sender     # the worker's own sender thread
 
     clock = CPU_TIME
     rows: list[Measurement] = []
@@ -116,7 +116,7 @@ def _exchange(messages: int, sizes: tuple[int, ...]) -> list[Measurement]:
         rows.append(_row("input", nbytes, statistics.median(samples), messages))
 
         x = {"x": torch.randn(spec.shapes[0])}
-        sender = _Sender(SeatRecord(rank=0, stage=0, device=""), torch.device("cpu"))
+        sender = Sender(SeatRecord(rank=0, stage=0, device=""), torch.device("cpu"))
         dist.barrier()
         t0 = clock.now()
         for k in range(messages):

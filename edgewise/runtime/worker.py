@@ -26,13 +26,13 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
+from edgewise.cost.runtime import SEND_QUEUE
 from edgewise.errors import EdgewiseError
 from edgewise.plan.schema import Plan
 from edgewise.proc import rss_bytes
 from edgewise.runtime.partition import run_stage, split, to_device
 from edgewise.runtime.topology import Seat, inputs_of, pairs, rank_for, seats
 from edgewise.runtime.wire import pack, unpack, wire_specs
-from edgewise.sim.pipeline import SEND_QUEUE
 
 InputFn = Callable[[int], tuple]
 DEVICES = ("cpu", "cuda")
@@ -149,7 +149,7 @@ def _serve(model, example_inputs, plan, seat: Seat, dev: torch.device, groups: d
         if dev.type == "cuda":   # this thread's stream only: sends on the sender's stream go on
             torch.cuda.current_stream(dev).synchronize()
 
-    sender = _Sender(rec, dev)
+    sender = Sender(rec, dev)
     dist.barrier()
     t0 = time.perf_counter()
     base_rss = peak_rss = rss_bytes()
@@ -202,7 +202,7 @@ def _work_of(plan: Plan, seat: Seat, n_inputs: int) -> range:
     return range(n_inputs) if seat.rank == 0 else inputs_of(plan, seat, n_inputs)
 
 
-class _Sender:
+class Sender:
     """Sends in order on its own thread, each message no earlier than its link's latency after it was ready.
 
     On a GPU the sends go on a stream of their own: on the compute stream, NCCL would wait for

@@ -1,7 +1,8 @@
 """A small discrete-event core: tasks with durations and dependencies on resources with capacity.
 
 The nouns, SimPy-style: an `Environment` holds an event queue; a `Resource` (a device, a link,
-a shared medium) serves `capacity` tasks at once, the rest wait first come first served; a
+a shared medium) serves `capacity` tasks at once (math.inf: a pure delay that never queues),
+the rest wait first come first served; a
 `Task` runs for `duration_s` on one resource once every task it depends on has finished (plus
 that task's `lag_s`, e.g. a link's propagation latency, which delays dependents without keeping
 the resource busy); the `timeline` records what ran where. Pipeline schedules, collectives and
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 @dataclass(eq=False)
 class Resource:
     name: str
-    capacity: int = 1
+    capacity: float = 1
     busy: int = 0
     waiting: list = field(default_factory=list)     # heap of (ready time, order, task)
 
@@ -54,7 +55,7 @@ class Environment:
         self._queue: list = []                       # (time, order, kind, task)
         self._order = itertools.count()
 
-    def resource(self, name: str, capacity: int = 1) -> Resource:
+    def resource(self, name: str, capacity: float = 1) -> Resource:
         """The resource called `name`, made on first use."""
         if name not in self.resources:
             self.resources[name] = Resource(name, capacity)

@@ -14,10 +14,12 @@ link's emulated latency is waited out there, so it holds those places too).
 """
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
 from edgewise.cost.roofline import CostModel
+from edgewise.cost.runtime import SEND_QUEUE
 from edgewise.errors import EdgewiseError
 from edgewise.graph.opgraph import OpGraph
 from edgewise.hardware.cluster import Channel
@@ -29,8 +31,7 @@ from edgewise.plan.schema import Plan
 from edgewise.sim.core import Environment, Span, Task
 
 
-SEND_QUEUE = 2                   # messages a worker's sender thread holds before `put` blocks
-SENDS_IN_FLIGHT = SEND_QUEUE + 1
+SENDS_IN_FLIGHT = SEND_QUEUE + 1  # queued on a worker's sender thread, plus the one it is sending
 
 
 @dataclass
@@ -65,7 +66,7 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
         # pair.cc, handleRemotePendingRecv), and a worker posts the next one as it starts a step.
         latency = _channel(prof, a, b).latency_s
         if latency:
-            after = env.task(f"latency {what} input{k}", env.resource("propagation", capacity=inputs * seats + 1),
+            after = env.task(f"latency {what} input{k}", env.resource("propagation", capacity=math.inf),
                              latency, [after], input=k, kind="latency")
         wire = _wire(env, prof, a, b, nbytes, [after] + steps.get(b, [])[-2:-1], k, what)
         sent[a].append(wire)
