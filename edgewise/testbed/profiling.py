@@ -69,7 +69,8 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
             cmd += ["--repeats", str(repeats)]
         # The other devices work meanwhile, each within its own quota, as they do in a pipelined
         # run: they share this host's caches and memory bandwidth, which an idle fleet would not
-        # (measured here: stages ran 15-40% slower in runs than profiled on an idle fleet).
+        # (measured here: edge-fleet and pi-fleet stages ran 15-40% slower in runs than profiled on an
+        # idle fleet).
         busy = [subprocess.Popen(netns.launch_argv(layout, other, [sys.executable, "-c", _BUSY, model or ""]),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 for other in names if other != node]
