@@ -182,9 +182,9 @@ def profile(
                                                 command=" ".join(["edgewise", *sys.argv[1:]]), progress=progress,
                                                 clock=clock)
             if dev.type == "cpu" and cpu_quota is None:
-                # inside the testbed these come from the host's instead (testbed/profiling.py)
+                # inside the testbed, testbed/profiling.py measures them with a peer in another device
                 from edgewise.runtime import costs
-                rows += costs.measure(messages=20 if quick else 60,
+                rows += costs.measure(messages={size: 40 for size in costs.SIZES} if quick else None,
                                       progress=lambda done, total: progress("the runtime's own costs", done, total))
         if record_as:   # measured inside an emulated device: its own label, times in the cluster's time
             run = replace(run, device=record_as, device_model=f"emulated on {run.device_model}")

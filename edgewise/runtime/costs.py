@@ -2,15 +2,22 @@
 
 A stage's compute is only part of a device's work in a pipelined run: the first device makes
 (or loads) every input, and each message is packed, handed to the sender thread and pushed
-through gloo, then received and unpacked at the other end. Those costs are CPU work on the
-device, and on a small device they can outweigh a fast model's compute. This measures them
-with the runtime's own code (`wire.pack`/`unpack`, the worker's sender thread, gloo over
-loopback to a peer process) at a few message sizes, as rows for the profile database:
-kind "runtime", op_class "input", "send" or "recv", bytes = message size, time per message.
-`cost/runtime.py` fits a fixed plus a per-byte cost to them.
+through gloo, then received and unpacked at the other end, with the worker's loop around it.
+Those costs are CPU work on the device, and on a small device they can outweigh a fast
+model's compute. They are measured by running the runtime itself: two processes serve a
+stream through the worker's own loop (`worker.serve`) on a two-op model, `(x + 1).sum()` cut
+after the add, so the one message per input is x-sized. Each message size is served twice,
+the measuring process first as the source (making inputs and sending) and then as the sink
+(receiving). What it spends per input beyond its stage's compute (process CPU time: its
+sender thread's and gloo's included) is the runtime's cost; making an input is also timed on
+its own, which splits the source's cost into input and send. The rows go to the profile
+database as kind "runtime", op_class "input", "send" or "recv", bytes = message size, time per
+message; `cost/runtime.py` fits a fixed plus a per-byte cost to them.
 
-CPU time is what is counted, on one core: waiting for the peer is not the device's work, and
-the peer's own CPU is its own.
+CPU time over the process's CPU quota (one core outside the testbed) is what is counted:
+waiting for the peer is not the device's work, and the peer's own CPU is its own. Inside the
+testbed (`testbed/profiling.py`) the measuring side runs in the emulated device and the peer in
+another, so throttling and the emulated link are in the figures.
 """
 from __future__ import annotations
 
@@ -20,125 +27,150 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import asdict
-from datetime import timedelta
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
-import torch.distributed as dist
+from torch import nn
 
 from edgewise.errors import EdgewiseError
+from edgewise.hardware.catalogue import builtin_devices
+from edgewise.hardware.cluster import Cluster, Node
 from edgewise.hardware.profile_db import Measurement
 from edgewise.hardware.profiler import Clock
-from edgewise.runtime.inputs import random_input
+from edgewise.plan.schema import Plan, Stage
+from edgewise.runtime.inputs import input_source
 from edgewise.runtime.launch import free_port
-from edgewise.runtime.wire import WireSpec, pack, unpack
+from edgewise.runtime.partition import export_module
+from edgewise.runtime.worker import SeatRecord, serve
 
-SIZES = (4 << 10, 256 << 10, 2 << 20)       # bytes per message: spans the fixed and the per-byte cost
-PEER_TIMEOUT_S = 30.0
-# The peer pauses before each message, so that every send and receive here waits for its other
-# end as in a pipeline (gloo's waiting costs CPU too: 60 us per receive back to back, 200 us
-# after a 10 ms wait, measured on the 2-core VM).
-GAP_S = 0.002
-
-
-def _spec(nbytes: int) -> WireSpec:
-    return WireSpec(("x",), ((nbytes // 4,),), (torch.float32,))
+SIZES = (4 << 10, 256 << 10)       # bytes per message: one where the fixed cost rules, one for the per-byte cost
+MESSAGES = {4 << 10: 150, 256 << 10: 30}   # per size: the big one crosses slow emulated links too
+PEER_TIMEOUT_S = 60.0
+SETTLE = 0.2            # the first fifth of a stream (connections opening, caches) is left out
 
 
-CPU_TIME = Clock(cpu_quota_cores=1.0)
+@dataclass(frozen=True)
+class Ends:
+    """Where the two sides run: an argv wrapper for each (the testbed's namespaces) and their addresses."""
+    measurer: Callable[[list[str]], list[str]] = lambda argv: argv
+    peer: Callable[[list[str]], list[str]] = lambda argv: argv
+    measurer_address: str = "127.0.0.1"
+    peer_address: str = "127.0.0.1"
+    ifname: str = "lo"
 
 
-def measure(messages: int = 40, sizes: tuple[int, ...] = SIZES,
-            progress: Callable[[int, int], None] = lambda done, total: None) -> list[Measurement]:
-    """Rows of input, send and receive costs per message size, measured between two fresh
-    processes (one process group each, whatever the caller's process has done before).
+def measure(messages: dict[int, int] | None = None, sizes: tuple[int, ...] = SIZES, quota_cores: float = 1.0,
+            ends: Ends = Ends(), progress: Callable[[int, int], None] = lambda done, total: None) -> list[Measurement]:
+    """Rows of input, send and receive costs per message size, times in CPU seconds over
+    `quota_cores` of the measuring side, from two fresh processes started through `ends`.
 
     A side that dies or never answers is a one-line EdgewiseError within about PEER_TIMEOUT_S,
     and neither outlives this call.
     """
-    port = free_port()
+    counts = {size: (messages or MESSAGES).get(size, 30) for size in sizes}
+    local = ends.measurer_address == ends.peer_address
+    ports = [free_port() if local else 29600 + i for i in range(2 * len(sizes))]
+    setup = {"sizes": list(sizes), "counts": {str(k): v for k, v in counts.items()}, "ports": ports,
+             "addresses": [ends.measurer_address, ends.peer_address], "ifname": ends.ifname,
+             "quota": quota_cores, "timeout_s": PEER_TIMEOUT_S}
 
-    def start(side: str) -> subprocess.Popen:
-        code = (f"from edgewise.runtime.costs import {side}; "
-                f"{side}({port}, {tuple(sizes)!r}, {messages}, {PEER_TIMEOUT_S})")
-        return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=errors, text=True)
+    def start(role: int, wrap: Callable[[list[str]], list[str]]) -> subprocess.Popen:
+        code = f"from edgewise.runtime.costs import _side; _side({role}, {json.dumps(setup)!r})"
+        return subprocess.Popen(wrap([sys.executable, "-c", code]), stdout=subprocess.PIPE, stderr=errors, text=True)
 
     errors = tempfile.TemporaryFile("w+")      # a file, not a pipe: nobody blocks on a full one
-    peer, measurer = start("_peer"), start("_measurer")
+    procs = [start(0, ends.measurer), start(1, ends.peer)]
     rows: list[Measurement] = []
     try:
-        for line in measurer.stdout:
-            if line.startswith("row "):
-                fields = json.loads(line[4:])
-                rows.append(Measurement(**{**fields, "shape": tuple(tuple(x) for x in fields["shape"])}))
-                progress(len(rows), 3 * len(sizes))
-        for proc in (measurer, peer):
+        for proc in procs:      # each side prints the rows of the streams it led (rank 0)
+            for line in proc.stdout:
+                if line.startswith("row "):
+                    fields = json.loads(line[4:])
+                    rows.append(Measurement(**{**fields, "shape": tuple(tuple(x) for x in fields["shape"])}))
+                    progress(len(rows), 3 * len(sizes))
+        for proc in procs:
             proc.wait(timeout=PEER_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         pass
     finally:
-        for proc in (measurer, peer):
+        for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
     errors.seek(0)
     lines = [ln for ln in errors.read().splitlines() if ln.strip()]
     errors.close()
-    if measurer.returncode != 0 or peer.returncode != 0 or len(rows) != 3 * len(sizes):
+    codes = [p.returncode for p in procs]
+    if any(codes) or len(rows) != 3 * len(sizes):
         raise EdgewiseError(f"profile: measuring the runtime's costs between two processes failed "
-                            f"(exits {measurer.returncode} and {peer.returncode}): "
-                            f"{lines[-1] if lines else 'no output'}")
+                            f"(exits {codes[0]} and {codes[1]}): {lines[-1] if lines else 'no output'}")
     return rows
 
 
-def _measurer(port: int, sizes: tuple[int, ...], messages: int, timeout_s: float) -> None:
-    """Rank 0: times its own side of every exchange; prints one `row {json}` line per measurement."""
+class _Probe(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + 1.0).sum()
+
+
+def probe(nbytes: int, measurer_first: bool) -> tuple[nn.Module, tuple, Plan]:
+    """The two-op model for messages of `nbytes`, and its plan over devices "measurer" and "peer",
+    the first stage on the measurer or on the peer."""
+    model = _Probe()
+    example = (torch.zeros(nbytes // 4),)
+    names = [n.name for n in export_module(model, example).graph.nodes if n.op == "call_function"]
+    device = next(iter(builtin_devices().values()))     # any: nothing here is costed
+    order = ["measurer", "peer"] if measurer_first else ["peer", "measurer"]
+    cluster = Cluster(name="runtime-costs", nodes=[Node(name=n, device=device) for n in order])
+    plan = Plan(model="runtime-costs probe", cluster=cluster,
+                stages=[Stage(devices=[order[0]], ops=names[:1]), Stage(devices=[order[1]], ops=names[1:])])
+    return model, example, plan
+
+
+def _side(role: int, setup_json: str) -> None:
+    """One process: 0 measures, 1 is the peer. Serves every stream of the setup in turn; after
+    each, the side that was rank 0 (it gathers every record) prints the measurer's row."""
+    setup = json.loads(setup_json)
     torch.set_num_threads(1)
-    _init(0, port, timeout_s)
-    try:
-        for m in _exchange(messages, sizes):
-            print("row " + json.dumps({**asdict(m), "shape": [list(x) for x in m.shape]}), flush=True)
-    finally:
-        dist.destroy_process_group()
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", setup["ifname"])
+    clock = Clock(cpu_quota_cores=setup["quota"])
+    streams = [(size, first) for size in setup["sizes"] for first in (True, False)]
+    for (size, measurer_first), port in zip(streams, setup["ports"]):
+        n = setup["counts"][str(size)]
+        model, example, plan = probe(size, measurer_first)
+        fn, _ = input_source(None, example)     # the inputs `edgewise run` makes when given a count
+        making = 0.0
+        if role == 0 and measurer_first:
+            making = _input_cost(clock, fn, n)
+            print("row " + _json(_row("input", size, making, n)), flush=True)
+        rank = role if measurer_first else 1 - role
+        os.environ.update(RANK=str(rank), WORLD_SIZE="2", MASTER_PORT=str(port),
+                          MASTER_ADDR=setup["addresses"][0 if measurer_first else 1])
+        records = serve(model, example, plan, fn, n, timeout_s=setup["timeout_s"])
+        if records is not None:     # rank 0: the measurer's own record is among these
+            mine = next(r for r in records if r.device == "measurer")
+            # as the source the measurer also made the inputs: that share is the input row's
+            spent = clock.seconds(_beyond_compute(mine)) - making
+            print("row " + _json(_row("send" if measurer_first else "recv", size, max(0.0, spent), n)), flush=True)
 
 
-def _exchange(messages: int, sizes: tuple[int, ...]) -> list[Measurement]:
-    from edgewise.runtime.worker import SeatRecord, Sender     # the worker's own sender thread
-
-    clock = CPU_TIME
-    rows: list[Measurement] = []
-    for nbytes in sizes:
-        spec = _spec(nbytes)
-        example = (torch.empty(spec.shapes[0]),)
-        samples = [_timed(clock, lambda k=k: random_input(example, k)) for k in range(messages)]
-        rows.append(_row("input", nbytes, statistics.median(samples), messages))
-
-        x = {"x": torch.randn(spec.shapes[0])}
-        sender = Sender(SeatRecord(rank=0, stage=0, device=""), torch.device("cpu"))
-        dist.barrier()
+def _input_cost(clock: Clock, fn: Callable[[int], tuple], n: int) -> float:
+    samples = []
+    for k in range(n):
         t0 = clock.now()
-        for k in range(messages):
-            sender.put(k, pack(spec, x), 1, None, 0.0)
-        sender.close()
-        rows.append(_row("send", nbytes, clock.seconds(clock.now() - t0) / messages, messages))
-
-        dist.barrier()
-        t0 = clock.now()
-        for k in range(messages):
-            buf = torch.empty(spec.nbytes, dtype=torch.uint8)
-            dist.recv(buf, src=1, tag=k)
-            unpack(spec, buf)
-        rows.append(_row("recv", nbytes, clock.seconds(clock.now() - t0) / messages, messages))
-    dist.barrier()
-    return rows
+        fn(k)
+        samples.append(clock.seconds(clock.now() - t0))
+    return statistics.median(samples)
 
 
-def _timed(clock: Clock, call: Callable[[], object]) -> float:
-    t0 = clock.now()
-    call()
-    return clock.seconds(clock.now() - t0)
+def _beyond_compute(rec: SeatRecord) -> float:
+    """Process CPU time per input beyond the stage's compute, over the stream once it settled."""
+    ks = sorted(rec.cpu_s)
+    ks = ks[int(len(ks) * SETTLE):]
+    if len(ks) < 2:
+        raise EdgewiseError("profile: too few messages to measure the runtime's costs")
+    total = rec.cpu_s[ks[-1]] - rec.cpu_s[ks[0]]
+    return (total - sum(rec.compute_cpu_s[k] for k in ks[1:])) / (len(ks) - 1)
 
 
 def _row(what: str, nbytes: int, time_s: float, messages: int) -> Measurement:
@@ -146,28 +178,5 @@ def _row(what: str, nbytes: int, time_s: float, messages: int) -> Measurement:
                        shape=((nbytes,),), repeats=messages)
 
 
-def _init(rank: int, port: int, timeout_s: float) -> None:
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
-                            timeout=timedelta(seconds=timeout_s))
-
-
-def _peer(port: int, sizes: tuple[int, ...], messages: int, timeout_s: float) -> None:
-    """Rank 1: receives what rank 0 sends, then sends it as many messages back, each after a pause."""
-    torch.set_num_threads(1)
-    _init(1, port, timeout_s)
-    try:
-        for nbytes in sizes:
-            spec = _spec(nbytes)
-            dist.barrier()
-            for k in range(messages):
-                time.sleep(GAP_S)
-                dist.recv(torch.empty(spec.nbytes, dtype=torch.uint8), src=0, tag=k)
-            dist.barrier()
-            payload = torch.zeros(spec.nbytes, dtype=torch.uint8)
-            for k in range(messages):
-                time.sleep(GAP_S)
-                dist.send(payload, dst=0, tag=k)
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
+def _json(m: Measurement) -> str:
+    return json.dumps({**asdict(m), "shape": [list(x) for x in m.shape]})

@@ -46,6 +46,10 @@ class SeatRecord:
     device: str
     begin_s: dict[int, float] = field(default_factory=dict)     # input k: stage took it up
     compute_s: dict[int, float] = field(default_factory=dict)   # input k: compute time
+    # CPU time (runtime/costs.py reads these): this thread's while computing input k (all of the
+    # compute on one intra-op thread), and the whole process's when its turn for k was over
+    compute_cpu_s: dict[int, float] = field(default_factory=dict)
+    cpu_s: dict[int, float] = field(default_factory=dict)
     end_s: dict[int, float] = field(default_factory=dict)       # input k: stage result ready
     bytes_sent: int = 0
     param_bytes: int = 0
@@ -177,11 +181,12 @@ def _serve(model, example_inputs, plan, seat: Seat, dev: torch.device, groups: d
                     posted[work[i + 1]] = post_receive(work[i + 1])
                 env = unpack(specs[seat.stage], buf)
             wait_for_gpu()
-            begin = time.perf_counter()
+            begin, cpu = time.perf_counter(), time.thread_time()
             live = run_stage(st, env, params)
             wait_for_gpu()
             end = time.perf_counter()
             rec.begin_s[k], rec.end_s[k], rec.compute_s[k] = begin - t0, end - t0, end - begin
+            rec.compute_cpu_s[k] = time.thread_time() - cpu
             peak_rss = max(peak_rss, rss_bytes())
             if last:
                 rec.outputs[k] = [live[n].to("cpu", copy=True) for n in st.sends]
@@ -189,6 +194,7 @@ def _serve(model, example_inputs, plan, seat: Seat, dev: torch.device, groups: d
                 dst = rank_for(plan, seat.stage + 1, k)
                 send(k, pack(specs[seat.stage + 1], live), dst)
             on_step(k)
+            rec.cpu_s[k] = time.process_time()
     sender.close()
     rec.peak_memory_bytes = (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda"
                              else rec.param_bytes + max(0, peak_rss - base_rss))

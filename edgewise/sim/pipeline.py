@@ -9,8 +9,9 @@ cut also occupies its channel (a private link's direction, or the whole shared m
 bandwidth and reaches the receiver a propagation latency later. Inputs arrive on stage 0's
 first device, which forwards the other replicas' inputs. Back-pressure is the runtime's: a
 message moves only once its receiver asks for it (when it starts its previous step), and a
-device stops while SEND_QUEUE messages wait on its sender thread plus one being sent (a
-link's emulated latency is waited out there, so it holds those places too).
+device stops while SEND_QUEUE messages wait on its sender thread, one is being sent and its
+own next one waits to be queued (a link's emulated latency is waited out on the sender
+thread, so it holds those places too).
 """
 from __future__ import annotations
 
@@ -31,7 +32,10 @@ from edgewise.plan.schema import Plan
 from edgewise.sim.core import Environment, Span, Task
 
 
-SENDS_IN_FLIGHT = SEND_QUEUE + 1  # queued on a worker's sender thread, plus the one it is sending
+# A worker's step k starts once its put of message k-1 returned, that is once its sender thread
+# took message k-3 off the full queue, which it does when it has sent message k-4: so four
+# messages are between ready and sent (a link's emulated latency counts down for all of them).
+SENDS_IN_FLIGHT = SEND_QUEUE + 2
 
 
 @dataclass

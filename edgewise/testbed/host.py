@@ -20,14 +20,15 @@ def host_core_flops(db_path: str | os.PathLike | None = None) -> float | None:
     return device.peak("float32") / max(1, int(runs[-1].software.get("threads", 1)))
 
 
-def host_runtime_cost(db_path: str | os.PathLike | None = None) -> RuntimeCost | None:
-    """The runtime's own costs on one core of this host (CPU time), from the latest `local` profile that has them."""
+def latest_runtime_cost(label: str = "local", db_path: str | os.PathLike | None = None) -> RuntimeCost | None:
+    """The runtime's own costs measured as device `label` (`local`: one core of this host, CPU
+    time), from its latest run that has them."""
     path = Path(db_path) if db_path is not None else default_db_path()
     if not path.exists():
         return None
     with ProfileDB(path, readonly=True) as db:
-        for run in reversed(db.runs("local")):
-            cost = fit_runtime(db.measurements(device="local", kind="runtime", run_id=run.id))
+        for run in reversed(db.runs(label)):
+            cost = fit_runtime(db.measurements(device=label, kind="runtime", run_id=run.id))
             if cost is not None:
                 return cost
     return None

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
+
+import torch
 
 from edgewise.cost.fit import fit_devices
 from edgewise.cost.roofline import CostModel
+from edgewise.cost.runtime import fit_runtime
 from edgewise.errors import EdgewiseError
 from edgewise.hardware.cluster import Cluster
-from edgewise.hardware.profile_db import ProfileDB, default_db_path
+from edgewise.hardware.profile_db import ProfileDB, Run, default_db_path
+from edgewise.runtime import costs
 from edgewise.testbed import netns
 from edgewise.testbed.commands import can_emulate
 from edgewise.testbed.drive import build_testbed
-from edgewise.testbed.host import host_core_flops, host_runtime_cost
-from edgewise.testbed.layout import plan_layout
+from edgewise.testbed.host import host_core_flops, latest_runtime_cost
+from edgewise.testbed.layout import Layout, plan_layout
 
 LABEL_PREFIX = "testbed:"
 # What the rest of the fleet runs while one device is profiled: the model's forward pass (or
@@ -48,8 +53,9 @@ def testbed_label(device_name: str) -> str:
 
 
 def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bool, repeats: int | None,
-                       db: str | None) -> dict:
-    """Run `edgewise profile` inside `node`'s emulated device, the rest of the fleet busy; returns its JSON result."""
+                       db: str | None, runtime: bool = True) -> dict:
+    """Run `edgewise profile` inside `node`'s emulated device, the rest of the fleet busy, then
+    (with `runtime`) measure the runtime's own costs there; returns the profile's JSON result."""
     reason = can_emulate()
     if reason:
         raise EdgewiseError(f"--testbed-device: {reason.split(';')[0]}")
@@ -76,21 +82,48 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
                 for other in names if other != node]
         try:
             proc = subprocess.run(netns.launch_argv(layout, node, cmd), capture_output=True, text=True)
+            if proc.returncode != 0:
+                lines = proc.stderr.strip().splitlines() or ["no output"]
+                raise EdgewiseError(f"profiling inside {node!r} failed: {lines[-1]}")
+            result = json.loads(proc.stdout)
+            if runtime:
+                result["runtime"] = _measure_runtime(cluster, layout, node, db)
         finally:
             for b in busy:
                 b.kill()
                 b.wait()
     finally:
         netns.down()
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines() or ["no output"]
-        raise EdgewiseError(f"profiling inside {node!r} failed: {lines[-1]}")
-    return json.loads(proc.stdout)
+    return result
+
+
+def _measure_runtime(cluster: Cluster, layout: Layout, node: str, db: str | None) -> dict | None:
+    """The runtime's own costs inside `node`, with a peer in another emulated device across the
+    emulated link (so throttling, the worker loop and gloo on a slice of a core are all in them),
+    recorded under the device's label in the cluster's own time; None for a one-device cluster."""
+    peer = next((n.name for n in cluster.nodes if n.name != node), None)
+    if peer is None:
+        return None
+    slot = layout.slot(node)
+    ends = costs.Ends(measurer=lambda argv: netns.launch_argv(layout, node, argv),
+                      peer=lambda argv: netns.launch_argv(layout, peer, argv),
+                      measurer_address=slot.address, peer_address=layout.slot(peer).address, ifname="eth0")
+    rows = [replace(m, time_s=m.time_s / layout.dilation)
+            for m in costs.measure(quota_cores=slot.cpu_quota_cores, ends=ends)]
+    label = testbed_label(cluster.node(node).device.name)
+    run = Run(device=label, device_kind="cpu", device_model=f"emulated in cluster {cluster.name}",
+              memory_bytes=0, host=socket.gethostname(),
+              command=f"the runtime's own costs inside {node!r} of {cluster.name}, peer {peer!r}",
+              software={"torch": torch.__version__, "threads": 1, "dilation": layout.dilation})
+    with ProfileDB(db or default_db_path()) as store:
+        store.record(run, rows)
+    return asdict(fit_runtime(rows))
 
 
 def testbed_cost_model(cluster: Cluster, base: CostModel, model: str | None = None) -> CostModel:
-    """`base` with what was measured inside emulated devices (fitted efficiencies and, for
-    `model`, each op's measured time) and the runtime's own costs there, from the host's."""
+    """`base` with what was measured inside emulated devices: fitted efficiencies, for `model`
+    each op's measured time, and the runtime's own costs (the host's, scaled, where a device's
+    were never measured inside it)."""
     labels = {testbed_label(d): d for d in sorted({n.device.name for n in cluster.nodes})}
     path = default_db_path()
     if not path.exists():
@@ -98,14 +131,18 @@ def testbed_cost_model(cluster: Cluster, base: CostModel, model: str | None = No
     fitted = fit_devices(path, base.dtype, list(labels))
     per_device = {**base.per_device, **{labels[label]: f.efficiency for label, f in fitted.items()}}
     runtime = dict(base.runtime)
-    host_flops, host_runtime = host_core_flops(path), host_runtime_cost(path)
+    host_flops, host_runtime = host_core_flops(path), latest_runtime_cost("local", path)
     if host_flops and host_runtime:
-        # The testbed's rule for CPU work: what one host core does in t, an emulated device does in
-        # t / min(its quota, one core); in the cluster's own time that is t / min(dilation, want).
+        # Where they were not measured inside the device, the testbed's rule for CPU work: what one
+        # host core does in t, an emulated device does in t / min(its quota, one core); in the
+        # cluster's own time that is t / min(dilation, want).
         layout = plan_layout(cluster, host_flops, os.cpu_count() or 1)
         for node in cluster.nodes:
             want = node.device.peak("float32") / host_flops
             runtime[node.device.name] = host_runtime.slower(1 / min(layout.dilation, want))
+    for label, name in labels.items():
+        if (inside := latest_runtime_cost(label, path)) is not None:
+            runtime[name] = inside
     measured = dict(base.measured_s)
     if model is not None:
         with ProfileDB(path, readonly=True) as db:

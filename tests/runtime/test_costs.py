@@ -1,4 +1,5 @@
-"""Measuring the runtime's own costs between two processes: sane rows, and a bounded clean stop when one fails."""
+"""Measuring the runtime's own costs by serving streams between two processes: sane rows, and a
+bounded clean stop when one fails."""
 import time
 
 import pytest
@@ -9,7 +10,7 @@ from edgewise.runtime import costs
 
 
 def test_rows_cover_input_send_and_receive_at_every_size():
-    rows = costs.measure(messages=5, sizes=(4096, 1 << 20))
+    rows = costs.measure(messages={4096: 20, 1 << 20: 20}, sizes=(4096, 1 << 20))
     assert sorted((m.op_class, m.bytes) for m in rows) == sorted(
         (k, float(b)) for k in ("input", "send", "recv") for b in (4096, 1 << 20))
     assert all(m.kind == "runtime" and m.time_s > 0 for m in rows)
@@ -24,7 +25,7 @@ def test_a_side_that_dies_is_a_one_line_error_within_the_timeout(monkeypatch, pe
     monkeypatch.setattr(costs.subprocess, "Popen", lambda argv, **kw: real_popen([argv[0], "-c", peer_code], **kw))
     t = time.monotonic()
     with pytest.raises(EdgewiseError, match="between two processes failed") as e:
-        costs.measure(messages=3, sizes=(4096,))
+        costs.measure(messages={4096: 5}, sizes=(4096,))
     assert time.monotonic() - t < 30 and "\n" not in str(e.value)
 
 
@@ -32,4 +33,22 @@ def test_measuring_twice_in_one_process_works():
     # torch.distributed names a process's groups by how many it made before: both sides run in
     # processes of their own, so a second measurement in the same caller still pairs up
     for _ in range(2):
-        assert len(costs.measure(messages=2, sizes=(4096,))) == 3
+        assert len(costs.measure(messages={4096: 5}, sizes=(4096,))) == 3
+
+
+def test_the_probe_plan_cuts_after_the_add_so_one_x_sized_message_crosses():
+    from edgewise.runtime.partition import split
+    model, example, plan = costs.probe(4096, measurer_first=False)
+    staged = split(model, example, plan)
+    assert [s.devices for s in plan.stages] == [["peer"], ["measurer"]]
+    (sent,) = staged.stages[0].sends
+    assert staged.stages[1].arg_names == [sent]
+
+
+def test_cost_beyond_compute_leaves_out_the_settling_inputs_and_the_compute():
+    from edgewise.runtime.worker import SeatRecord
+    rec = SeatRecord(rank=0, stage=0, device="measurer")
+    for k in range(10):     # 3 ms of CPU per input, 1 ms of it computing; the first input cost 50 ms
+        rec.cpu_s[k] = 0.050 + 0.003 * k
+        rec.compute_cpu_s[k] = 0.001
+    assert costs._beyond_compute(rec) == pytest.approx(0.002)

@@ -1,6 +1,7 @@
 """`edgewise profile --testbed-device`: measured inside the emulated device, recorded under its own
 label in the one profile database, and used to predict runs on the testbed."""
 import json
+import os
 import subprocess
 import sys
 
@@ -11,6 +12,8 @@ from edgewise.hardware.cluster_io import load_cluster
 from edgewise.hardware.profile_db import ProfileDB
 from edgewise.testbed import netns
 from edgewise.testbed.commands import can_emulate
+from edgewise.testbed.host import host_core_flops, latest_runtime_cost
+from edgewise.testbed.layout import plan_layout
 from edgewise.testbed import profiling
 
 EDGEWISE = [sys.executable, "-m", "edgewise"]
@@ -25,12 +28,21 @@ def test_profile_inside_an_emulated_pi_is_throttled_and_labelled(tmp_path, monke
     inside = subprocess.run(EDGEWISE + ["profile", "--quick", "--json", "--testbed-device", "pi0"],
                             capture_output=True, text=True, timeout=300)
     assert inside.returncode == 0, inside.stderr
-    assert json.loads(inside.stdout)["device"]["name"] == "testbed:raspberry-pi-4"
+    result = json.loads(inside.stdout)
+    assert result["device"]["name"] == "testbed:raspberry-pi-4"
+    # the runtime's own costs were measured in there too (a peer in another emulated device)
+    assert result["runtime"]["recv"]["fixed_s"] + result["runtime"]["recv"]["per_byte_s"] > 0
     assert netns.leftover_namespaces() == []
     with ProfileDB(db, readonly=True) as store:
         assert set(store.devices()) >= {"local", "testbed:raspberry-pi-4"}
     model = profiling.testbed_cost_model(load_cluster("edge-fleet"), CostModel())
     assert "raspberry-pi-4" in model.per_device and "jetson-nano" not in model.per_device
+    # measured inside: used as measured; never measured inside (the Jetson): the host's, scaled
+    assert model.runtime["raspberry-pi-4"] == latest_runtime_cost("testbed:raspberry-pi-4", db)
+    cluster, host_flops = load_cluster("edge-fleet"), host_core_flops(db)
+    want = cluster.node("jetson").device.peak("float32") / host_flops
+    dilation = plan_layout(cluster, host_flops, os.cpu_count() or 1).dilation
+    assert model.runtime["jetson-nano"] == latest_runtime_cost("local", db).slower(1 / min(dilation, want))
 
 
 def test_unknown_testbed_device_is_one_line(tmp_path, monkeypatch):
