@@ -1,7 +1,30 @@
-"""This process's resident memory, read the one way the runtime and the offload engine share."""
+"""This process's memory: its resident size, read the one way the runtime and the offload engine
+share, and the allocator settings that keep a loop of forward passes steady."""
+import ctypes
 import os
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3     # glibc's mallopt parameters (malloc.h)
 
 
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def steady_allocations(mmap_bytes: int = 32 << 20, trim_bytes: int = 128 << 20) -> None:
+    """Keep freed activations in the heap for the next pass instead of handing them back to the OS.
+
+    glibc serves blocks over its mmap threshold with fresh pages and returns freed heap tops over
+    its trim threshold, and it raises both as a process frees large blocks; so each forward pass
+    pays page faults that depend on what the process freed before. Measured on the 2-core VM:
+    the same unet forward took 18.0 to 21.6 ms of CPU in different processes, with 135k to 217k
+    page faults; with the thresholds fixed, 18.5 to 19.1 ms. Fixing them in every process that
+    times or serves a model (the profiler, workers) keeps what was profiled and what runs alike.
+    Without glibc (musl, macOS) this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, mmap_bytes)
+    libc.mallopt(M_TRIM_THRESHOLD, trim_bytes)

@@ -150,6 +150,7 @@ def profile(
     from edgewise.cost.roofline import op_class
     from edgewise.hardware import profiler
     from edgewise.hardware.profile_db import ProfileDB, default_db_path
+    from edgewise.proc import steady_allocations
 
     if testbed_device is not None:
         from edgewise.testbed.profiling import profile_in_testbed
@@ -160,6 +161,7 @@ def profile(
         return
     if threads:
         torch.set_num_threads(threads)
+    steady_allocations()    # as every worker does: the ops are timed as they will run
     dev = profiler.torch_device(on)
     path = db or default_db_path()
     with ProfileDB(path) as store:      # opened first: a bad --db fails before minutes of measuring

@@ -21,6 +21,7 @@ from edgewise.runtime import measure
 from edgewise.runtime.inputs import input_source
 from edgewise.runtime.launch import emit_event
 from edgewise.runtime.partition import split
+from edgewise.proc import steady_allocations
 from edgewise.runtime.result import stack_outputs, write_result
 from edgewise.runtime.topology import seats
 from edgewise.runtime.worker import check_device_name, serve
@@ -90,6 +91,7 @@ def worker(
     device: str = DeviceOption,
 ) -> None:
     """One process of a run (what `torchrun` starts on each device)."""
+    steady_allocations()
     torch.set_num_threads(threads)
     plan = load_plan(plan_file)
     loaded = load_model(plan.model)

@@ -39,6 +39,7 @@ from edgewise.hardware.cluster import Cluster, Node
 from edgewise.hardware.profile_db import Measurement
 from edgewise.hardware.profiler import Clock
 from edgewise.plan.schema import Plan, Stage
+from edgewise.proc import steady_allocations
 from edgewise.runtime.inputs import input_source
 from edgewise.runtime.launch import free_port
 from edgewise.runtime.partition import export_module
@@ -131,6 +132,7 @@ def _side(role: int, setup_json: str) -> None:
     """One process: 0 measures, 1 is the peer. Serves every stream of the setup in turn; after
     each, the side that was rank 0 (it gathers every record) prints the measurer's row."""
     setup = json.loads(setup_json)
+    steady_allocations()    # as in a worker
     torch.set_num_threads(1)
     os.environ.setdefault("GLOO_SOCKET_IFNAME", setup["ifname"])
     clock = Clock(cpu_quota_cores=setup["quota"])

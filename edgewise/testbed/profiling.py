@@ -34,6 +34,8 @@ LABEL_PREFIX = "testbed:"
 # matmuls when no model is profiled), one thread, until killed.
 _BUSY = """
 import sys, torch
+from edgewise.proc import steady_allocations
+steady_allocations()
 torch.set_num_threads(1)
 if sys.argv[1]:
     from edgewise.zoo.spec import load_model
