@@ -64,7 +64,7 @@ def main() -> None:
             cluster = load_cluster(cname)
             for kind, node in {n.device.name: n.name for n in cluster.nodes}.items():
                 if (kind, model) not in profiled or (cname, kind) not in runtime_measured:
-                    profile_in_testbed(cluster, node, model, quick=True, repeats=3, db=None,
+                    profile_in_testbed(cluster, node, model, quick=True, repeats=5, db=None,
                                        runtime=(cname, kind) not in runtime_measured)
                     profiled.add((kind, model))
                     runtime_measured.add((cname, kind))

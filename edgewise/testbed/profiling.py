@@ -30,34 +30,20 @@ from edgewise.testbed.host import host_core_flops, latest_runtime_cost
 from edgewise.testbed.layout import Layout, plan_layout
 
 LABEL_PREFIX = "testbed:"
-# What the rest of the fleet runs while one device is profiled: the model's forward pass (or
-# matmuls when no model is profiled), one thread, until killed.
-_BUSY = """
-import sys, torch
-from edgewise.proc import steady_allocations
-steady_allocations()
-torch.set_num_threads(1)
-if sys.argv[1]:
-    from edgewise.zoo.spec import load_model
-    loaded = load_model(sys.argv[1])
-    step = lambda: loaded.model(*loaded.example_inputs)
-else:
-    a = torch.randn(256, 256)
-    step = lambda: a @ a
-with torch.inference_mode():
-    while True:
-        step()
-"""
-
-
 def testbed_label(device_name: str) -> str:
     return f"{LABEL_PREFIX}{device_name}"
 
 
 def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bool, repeats: int | None,
                        db: str | None, runtime: bool = True) -> dict:
-    """Run `edgewise profile` inside `node`'s emulated device, the rest of the fleet busy, then
-    (with `runtime`) measure the runtime's own costs there; returns the profile's JSON result."""
+    """Run `edgewise profile` inside `node`'s emulated device, then (with `runtime`) measure the
+    runtime's own costs there; returns the profile's JSON result.
+
+    The rest of the fleet stays idle. Profiling with it running the model (as in a pipelined
+    run) was tried, to count the host's caches shared with the other devices; with the
+    allocator settled (proc.steady_allocations) that measured the Pis 5 to 40% slower than
+    pipelined runs found them (mobilenet_v2 on an emulated Pi: 75-93 ms busy, 64 ms idle, 60 ms
+    in a run), because a run keeps the other devices less busy than a profile loop does."""
     reason = can_emulate()
     if reason:
         raise EdgewiseError(f"--testbed-device: {reason.split(';')[0]}")
@@ -75,25 +61,13 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
             cmd.append("--quick")
         if repeats:
             cmd += ["--repeats", str(repeats)]
-        # The other devices work meanwhile, each within its own quota, as they do in a pipelined
-        # run: they share this host's caches and memory bandwidth, which an idle fleet would not
-        # (measured here: edge-fleet and pi-fleet stages ran 15-40% slower in runs than profiled on an
-        # idle fleet).
-        busy = [subprocess.Popen(netns.launch_argv(layout, other, [sys.executable, "-c", _BUSY, model or ""]),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                for other in names if other != node]
-        try:
-            proc = subprocess.run(netns.launch_argv(layout, node, cmd), capture_output=True, text=True)
-            if proc.returncode != 0:
-                lines = proc.stderr.strip().splitlines() or ["no output"]
-                raise EdgewiseError(f"profiling inside {node!r} failed: {lines[-1]}")
-            result = json.loads(proc.stdout)
-            if runtime:
-                result["runtime"] = _measure_runtime(cluster, layout, node, db)
-        finally:
-            for b in busy:
-                b.kill()
-                b.wait()
+        proc = subprocess.run(netns.launch_argv(layout, node, cmd), capture_output=True, text=True)
+        if proc.returncode != 0:
+            lines = proc.stderr.strip().splitlines() or ["no output"]
+            raise EdgewiseError(f"profiling inside {node!r} failed: {lines[-1]}")
+        result = json.loads(proc.stdout)
+        if runtime:
+            result["runtime"] = _measure_runtime(cluster, layout, node, db)
     finally:
         netns.down()
     return result
