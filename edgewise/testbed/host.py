@@ -20,14 +20,17 @@ def host_core_flops(db_path: str | os.PathLike | None = None) -> float | None:
     return device.peak("float32") / max(1, int(runs[-1].software.get("threads", 1)))
 
 
-def latest_runtime_cost(label: str = "local", db_path: str | os.PathLike | None = None) -> RuntimeCost | None:
+def latest_runtime_cost(label: str = "local", db_path: str | os.PathLike | None = None,
+                        cluster: str | None = None) -> RuntimeCost | None:
     """The runtime's own costs measured as device `label` (`local`: one core of this host, CPU
-    time), from its latest run that has them."""
+    time), from its latest run that has them (with `cluster`: measured inside that cluster's testbed)."""
     path = Path(db_path) if db_path is not None else default_db_path()
     if not path.exists():
         return None
     with ProfileDB(path, readonly=True) as db:
         for run in reversed(db.runs(label)):
+            if cluster is not None and run.software.get("cluster") != cluster:
+                continue
             cost = fit_runtime(db.measurements(device=label, kind="runtime", run_id=run.id))
             if cost is not None:
                 return cost

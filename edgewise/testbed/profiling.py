@@ -90,7 +90,8 @@ def _measure_runtime(cluster: Cluster, layout: Layout, node: str, db: str | None
     run = Run(device=label, device_kind="cpu", device_model=f"emulated in cluster {cluster.name}",
               memory_bytes=0, host=socket.gethostname(),
               command=f"the runtime's own costs inside {node!r} of {cluster.name}, peer {peer!r}",
-              software={"torch": torch.__version__, "threads": 1, "dilation": layout.dilation})
+              software={"torch": torch.__version__, "threads": 1, "dilation": layout.dilation,
+                        "cluster": cluster.name})
     with ProfileDB(db or default_db_path()) as store:
         store.record(run, rows)
     return asdict(fit_runtime(rows))
@@ -98,8 +99,8 @@ def _measure_runtime(cluster: Cluster, layout: Layout, node: str, db: str | None
 
 def testbed_cost_model(cluster: Cluster, base: CostModel, model: str | None = None) -> CostModel:
     """`base` with what was measured inside emulated devices: fitted efficiencies, for `model`
-    each op's measured time, and the runtime's own costs (the host's, scaled, where a device's
-    were never measured inside it)."""
+    each op's measured time, and the runtime's own costs inside this cluster (the host's,
+    scaled, where a device's never were)."""
     labels = {testbed_label(d): d for d in sorted({n.device.name for n in cluster.nodes})}
     path = default_db_path()
     if not path.exists():
@@ -117,7 +118,10 @@ def testbed_cost_model(cluster: Cluster, base: CostModel, model: str | None = No
             want = node.device.peak("float32") / host_flops
             runtime[node.device.name] = host_runtime.slower(1 / min(layout.dilation, want))
     for label, name in labels.items():
-        if (inside := latest_runtime_cost(label, path)) is not None:
+        # measured inside this cluster's testbed: a device's slice of a core and its links
+        # change them (an emulated Pi sent 256 KiB for 1.7 ms of CPU over pi-fleet's gigabit
+        # links, 5.4 ms over slow-link's 10 Mbit/s)
+        if (inside := latest_runtime_cost(label, path, cluster.name)) is not None:
             runtime[name] = inside
     measured = dict(base.measured_s)
     if model is not None:

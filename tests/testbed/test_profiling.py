@@ -39,6 +39,9 @@ def test_profile_inside_an_emulated_pi_is_throttled_and_labelled(tmp_path, monke
     assert "raspberry-pi-4" in model.per_device and "jetson-nano" not in model.per_device
     # measured inside: used as measured; never measured inside (the Jetson): the host's, scaled
     assert model.runtime["raspberry-pi-4"] == latest_runtime_cost("testbed:raspberry-pi-4", db)
+    # ... and only in that cluster: another one gives its Pis another slice of a core and other links
+    elsewhere = profiling.testbed_cost_model(load_cluster("pi-fleet"), CostModel())
+    assert elsewhere.runtime["raspberry-pi-4"] != model.runtime["raspberry-pi-4"]
     cluster, host_flops = load_cluster("edge-fleet"), host_core_flops(db)
     want = cluster.node("jetson").device.peak("float32") / host_flops
     dilation = plan_layout(cluster, host_flops, os.cpu_count() or 1).dilation
