@@ -18,8 +18,10 @@ def steady_allocations(mmap_bytes: int = 32 << 20, trim_bytes: int = 128 << 20) 
     its trim threshold, and it raises both as a process frees large blocks; so each forward pass
     pays page faults that depend on what the process freed before. Measured on the 2-core VM:
     the same unet forward took 18.0 to 21.6 ms of CPU in different processes, with 135k to 217k
-    page faults; with the thresholds fixed, 18.5 to 19.1 ms. Fixing them in every process that
+    page faults; with the thresholds fixed, 18.3 to 19.2 ms. Fixing them in every process that
     times or serves a model (the profiler, workers) keeps what was profiled and what runs alike.
+    It does not remove every fault: a quick check still saw a freed 8 MiB tensor's successor
+    fault all its pages in.
     Without glibc (musl, macOS) this does nothing.
     """
     try:

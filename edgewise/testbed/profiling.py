@@ -18,7 +18,6 @@ import torch
 
 from edgewise.cost.fit import fit_devices
 from edgewise.cost.roofline import CostModel
-from edgewise.cost.runtime import fit_runtime
 from edgewise.errors import EdgewiseError
 from edgewise.hardware.cluster import Cluster
 from edgewise.hardware.profile_db import ProfileDB, Run, default_db_path
@@ -30,6 +29,8 @@ from edgewise.testbed.host import host_core_flops, latest_runtime_cost
 from edgewise.testbed.layout import Layout, plan_layout
 
 LABEL_PREFIX = "testbed:"
+
+
 def testbed_label(device_name: str) -> str:
     return f"{LABEL_PREFIX}{device_name}"
 
@@ -67,19 +68,22 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
             raise EdgewiseError(f"profiling inside {node!r} failed: {lines[-1]}")
         result = json.loads(proc.stdout)
         if runtime:
-            result["runtime"] = _measure_runtime(cluster, layout, node, db)
+            _measure_runtime(cluster, layout, node, db)
     finally:
         netns.down()
-    return result
+    # the runtime's costs that predictions for this cluster use (the profile's own JSON fits
+    # every cluster's rows of the label together)
+    inside = latest_runtime_cost(testbed_label(cluster.node(node).device.name), db or default_db_path(), cluster.name)
+    return {**result, "runtime": asdict(inside) if inside else None}
 
 
-def _measure_runtime(cluster: Cluster, layout: Layout, node: str, db: str | None) -> dict | None:
+def _measure_runtime(cluster: Cluster, layout: Layout, node: str, db: str | None) -> None:
     """The runtime's own costs inside `node`, with a peer in another emulated device across the
     emulated link (so throttling, the worker loop and gloo on a slice of a core are all in them),
-    recorded under the device's label in the cluster's own time; None for a one-device cluster."""
+    recorded under the device's label in the cluster's own time; nothing for a one-device cluster."""
     peer = next((n.name for n in cluster.nodes if n.name != node), None)
     if peer is None:
-        return None
+        return
     slot = layout.slot(node)
     ends = costs.Ends(measurer=lambda argv: netns.launch_argv(layout, node, argv),
                       peer=lambda argv: netns.launch_argv(layout, peer, argv),
@@ -94,7 +98,6 @@ def _measure_runtime(cluster: Cluster, layout: Layout, node: str, db: str | None
                         "cluster": cluster.name})
     with ProfileDB(db or default_db_path()) as store:
         store.record(run, rows)
-    return asdict(fit_runtime(rows))
 
 
 def testbed_cost_model(cluster: Cluster, base: CostModel, model: str | None = None) -> CostModel:
