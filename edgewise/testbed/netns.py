@@ -226,8 +226,15 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _rmdir(path: Path) -> None:
-    try:
-        path.rmdir()
-    except OSError:
-        pass  # a task still exiting keeps the cgroup busy for a moment; the next `down` retries
+def _rmdir(path: Path, wait_s: float = 2.0) -> None:
+    """Remove a cgroup; a task just killed keeps it busy while it exits, so retry for a moment
+    (then give up: the next `down` retries)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            path.rmdir()
+            return
+        except OSError:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.02)
