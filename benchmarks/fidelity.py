@@ -4,10 +4,12 @@ For each model x cluster: plan with the edgewise planner, run the plan on the te
 process per device in its own namespace, shaped links, CPU quotas, time dilation), and compare
 with the simulator's prediction twice: with the default/host-fitted cost model ("before") and
 after `edgewise profile MODEL --testbed-device` measured each device type inside the testbed: the
-model's ops, and the runtime's own costs in each cluster ("after"). Needs root. Random weights, random inputs. Prints one JSON line; writes
-benchmarks/results/fidelity.json after every pair, so a partial run still leaves its figures.
+model's ops, and the runtime's own costs in each cluster ("after"). Each plan runs `--runs`
+times and its measured figures are the medians. Needs root. Random weights, random inputs.
+Prints one JSON line; writes benchmarks/results/fidelity.json after every model, so a partial
+run still leaves its figures.
 
-    .venv/bin/python benchmarks/fidelity.py [--models zoo:resnet18,...] [--clusters edge-fleet,...] [--seconds 4]
+    .venv/bin/python benchmarks/fidelity.py [--models zoo:resnet18,...] [--clusters edge-fleet,...] [--seconds 4] [--runs 3]
 """
 from __future__ import annotations
 
@@ -48,8 +50,11 @@ def main() -> None:
     ap.add_argument("--inputs", type=int, default=32, help="fewest inputs per run")
     ap.add_argument("--max-inputs", type=int, default=1500)
     ap.add_argument("--seconds", type=float, default=4.0, help="aim each run at this much of the cluster's time")
+    ap.add_argument("--runs", type=int, default=3, help="runs of each plan; the figures are their medians")
     ap.add_argument("--repredict", type=Path, help="predict the runs of this results file again; run nothing")
     a = ap.parse_args()
+    if a.runs < 1:
+        sys.exit("--runs: at least 1")
     if a.repredict:
         return repredict(a.repredict, a)
     if (reason := can_emulate()):
@@ -60,6 +65,7 @@ def main() -> None:
     runtime_measured: set[tuple[str, str]] = set()      # (cluster, device type): costs depend on the slice of a core
     for model in a.models.split(","):
         graph = trace_model(model)
+        pairs = []
         for cname in a.clusters.split(","):
             cluster = load_cluster(cname)
             for kind, node in {n.device.name: n.name for n in cluster.nodes}.items():
@@ -74,22 +80,44 @@ def main() -> None:
             # enough inputs that the measured window spans seconds of the cluster's time
             guess = simulate_plan(plan, graph, 64, None, None, profiled_cost).throughput_per_s
             n = max(a.inputs, min(a.max_inputs, math.ceil(a.seconds * guess)))
-            warmup = max(2, n // 10)
-            with tempfile.TemporaryDirectory() as tmp:
-                plan_file = str(Path(tmp) / "plan.json")
-                Path(plan_file).write_text(plan.to_json())
-                t = time.perf_counter()
-                measured, _ = run_plan(plan, plan_file, str(n), n, warmup=warmup, testbed=True)
-                run_s = time.perf_counter() - t
+            pairs.append((cname, plan, n, base, profiled_cost, []))
+        # Each plan runs `--runs` times, in rounds over the clusters, so that the host's changes of
+        # speed over minutes fall on different runs of a plan rather than all on one.
+        for _ in range(a.runs):
+            for cname, plan, n, _, _, runs in pairs:
+                runs.append(run_once(plan, n))
+        for cname, plan, n, base, profiled_cost, runs in pairs:
             rows.append({"model": model, "cluster": cname, "stages": [s.devices for s in plan.stages],
-                         "plan": json.loads(plan.to_json()),
-                         "inputs": n, "warmup": warmup, "dilation": measured.time_dilation, "run_s": run_s,
-                         "measured": {"throughput_per_s": measured.throughput_per_s, "p50_s": measured.latency_s.p50,
-                                      "per_stage_s": measured.per_stage_s}})
+                         "plan": json.loads(plan.to_json()), "inputs": n, "warmup": warmup_of(n),
+                         "dilation": runs[0]["dilation"], "runs": runs, "measured": median_run(runs)})
             rows[-1].update(predict(rows[-1], graph, plan, base, profiled_cost))
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-            write_atomic(OUT, json.dumps(summary(rows, a), indent=2))
+            print(json.dumps({k: v for k, v in rows[-1].items() if k != "plan"}), file=sys.stderr, flush=True)
+        write_atomic(OUT, json.dumps(summary(rows, a), indent=2))
     print(json.dumps({k: v for k, v in summary(rows, a).items() if k != "rows"}))
+
+
+def warmup_of(n: int) -> int:
+    return max(2, n // 10)
+
+
+def run_once(plan: Plan, n: int) -> dict:
+    """One run of `plan` on the testbed: its measured figures in the cluster's own time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        plan_file = str(Path(tmp) / "plan.json")
+        Path(plan_file).write_text(plan.to_json())
+        t = time.perf_counter()
+        measured, _ = run_plan(plan, plan_file, str(n), n, warmup=warmup_of(n), testbed=True)
+    return {"throughput_per_s": measured.throughput_per_s, "p50_s": measured.latency_s.p50,
+            "per_stage_s": measured.per_stage_s, "dilation": measured.time_dilation,
+            "run_s": time.perf_counter() - t}
+
+
+def median_run(runs: list[dict]) -> dict:
+    """Each figure's median over the runs of one plan."""
+    return {"throughput_per_s": statistics.median(r["throughput_per_s"] for r in runs),
+            "p50_s": statistics.median(r["p50_s"] for r in runs),
+            "per_stage_s": [statistics.median(r["per_stage_s"][i] for r in runs)
+                            for i in range(len(runs[0]["per_stage_s"]))]}
 
 
 def predict(row: dict, graph, plan, base, profiled_cost) -> dict:
@@ -124,7 +152,7 @@ def summary(rows: list[dict], a) -> dict:
         errs = [r[which][key] for r in rows]
         return {"median": statistics.median(errs), "worst": max(errs)}
     return {"benchmark": "fidelity", "command": " ".join(sys.argv), "machine": platform.node() + " " + platform.machine(),
-            "pairs": len(rows), "fewest_inputs": a.inputs, "seconds": a.seconds, "data": "random weights, random inputs; emulated fleet",
+            "pairs": len(rows), "runs_per_pair": a.runs, "fewest_inputs": a.inputs, "seconds": a.seconds, "data": "random weights, random inputs; emulated fleet",
             "before": {"throughput": stat("before", "err_throughput"), "p50": stat("before", "err_p50")},
             "after": {"throughput": stat("after", "err_throughput"), "p50": stat("after", "err_p50")},
             "rows": rows}

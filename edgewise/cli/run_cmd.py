@@ -88,6 +88,7 @@ def worker(
     time_dilation: float = typer.Option(1.0, "--time-dilation", min=1.0),
     emulate_latency: bool = typer.Option(False, "--emulate-latency", help="Add each link's propagation latency before sending (the testbed's emulation; real networks have their own)."),
     timeout: float = typer.Option(300.0, "--timeout", min=1),
+    cpu_quota: Optional[float] = typer.Option(None, "--cpu-quota", min=0.001, help="Emulate a device this many of this host's cores fast: each stage's compute takes at least its CPU time over this (the testbed's emulation, with its cgroup quota)."),
     device: str = DeviceOption,
 ) -> None:
     """One process of a run (what `torchrun` starts on each device)."""
@@ -98,7 +99,7 @@ def worker(
     fn, _ = input_source(None if inputs.isdigit() else inputs, loaded.example_inputs)
     emit_event(ev="ready")
     records = serve(loaded.model, loaded.example_inputs, plan, fn, count, device=device, latency_scale=time_dilation if emulate_latency else 0.0,
-                    timeout_s=timeout, on_step=_step_events())
+                    timeout_s=timeout, cpu_quota_cores=cpu_quota, on_step=_step_events())
     if records is not None:  # rank 0
         report = measure.report(records, plan, count, warmup, dilation=time_dilation)
         folder = Path(result or ".")

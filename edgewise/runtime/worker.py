@@ -102,9 +102,11 @@ def local_device(device: str) -> torch.device:
 
 def serve(model: torch.nn.Module, example_inputs: tuple, plan: Plan, input_fn: InputFn,
           n_inputs: int, *, device: str = "cpu", latency_scale: float = 1.0, timeout_s: float = 120.0,
+          cpu_quota_cores: float | None = None,
           on_step: Callable[[int], None] = lambda k: None) -> list[SeatRecord] | None:
     """Serve `n_inputs` through this rank's stage on `device` (cpu or cuda). Rank 0 gets every
-    rank's records."""
+    rank's records. With `cpu_quota_cores` (the testbed's emulated devices) each stage's compute
+    takes at least its CPU time over that many cores (`EmulatedSpeed`)."""
     rank, world = rendezvous_from_env()
     table = seats(plan)
     if world != len(table):
@@ -126,13 +128,14 @@ def serve(model: torch.nn.Module, example_inputs: tuple, plan: Plan, input_fn: I
     else:
         dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timeout)
     try:
-        return _serve(model, example_inputs, plan, seat, dev, groups, input_fn, n_inputs, latency_scale, on_step)
+        return _serve(model, example_inputs, plan, seat, dev, groups, input_fn, n_inputs, latency_scale,
+                      EmulatedSpeed(cpu_quota_cores), on_step)
     finally:
         dist.destroy_process_group()
 
 
 def _serve(model, example_inputs, plan, seat: Seat, dev: torch.device, groups: dict, input_fn, n_inputs,
-           latency_scale, on_step):
+           latency_scale, speed: "EmulatedSpeed", on_step):
     staged = split(model, example_inputs, plan)
     specs = wire_specs(staged, example_inputs)
     st = staged.stages[seat.stage]
@@ -181,9 +184,10 @@ def _serve(model, example_inputs, plan, seat: Seat, dev: torch.device, groups: d
                     posted[work[i + 1]] = post_receive(work[i + 1])
                 env = unpack(specs[seat.stage], buf)
             wait_for_gpu()
-            begin, cpu = time.perf_counter(), time.thread_time()
+            begin, cpu, started = time.perf_counter(), time.thread_time(), speed.start()
             live = run_stage(st, env, params)
             wait_for_gpu()
+            speed.wait_out(begin, started)
             end = time.perf_counter()
             rec.begin_s[k], rec.end_s[k], rec.compute_s[k] = begin - t0, end - t0, end - begin
             rec.compute_cpu_s[k] = time.thread_time() - cpu
@@ -206,6 +210,34 @@ def _serve(model, example_inputs, plan, seat: Seat, dev: torch.device, groups: d
 def _work_of(plan: Plan, seat: Seat, n_inputs: int) -> range:
     """Inputs this seat touches: its own share, and for the first device every input (it is the source)."""
     return range(n_inputs) if seat.rank == 0 else inputs_of(plan, seat, n_inputs)
+
+
+@dataclass(frozen=True)
+class EmulatedSpeed:
+    """A device emulated as `cpu_quota_cores` of this host's cores (the testbed's CPU quota)
+    computes for at least its CPU time over the quota.
+
+    The quota alone is enforced per period (5 ms and more): within one, a process runs at the
+    host's full speed until the quota is spent, so a stage shorter than a period finished in
+    one burst, several times sooner than the device would (mlp on an emulated Pi: 0.4 ms for
+    1.6 ms of the Pi's time), and pipelined latencies came out short. Waiting out the rest of a
+    compute span keeps each input to the device's speed; the quota still bounds the average.
+    The CPU counted is this thread's with one intra-op thread, else the process's.
+    """
+    cpu_quota_cores: float | None = None
+
+    def start(self) -> float:
+        return self._cpu() if self.cpu_quota_cores else 0.0
+
+    def wait_out(self, began: float, started_cpu: float) -> None:
+        if self.cpu_quota_cores:
+            due = began + (self._cpu() - started_cpu) / self.cpu_quota_cores
+            if (left := due - time.perf_counter()) > 0:
+                time.sleep(left)
+
+    @staticmethod
+    def _cpu() -> float:
+        return time.thread_time() if torch.get_num_threads() == 1 else time.process_time()
 
 
 class Sender:

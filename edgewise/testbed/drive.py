@@ -113,7 +113,10 @@ def _start(plan: Plan, plan_file: str, inputs: str, n: int, warmup: int, layout:
         cmd = [sys.executable, "-m", "edgewise", "worker", plan_file, "--inputs", inputs, "--count", str(n),
                "--warmup", str(warmup), "--result", str(result_dir), "--threads", str(threads),
                "--time-dilation", str(dilation), "--emulate-latency", "--device", device]
-        return netns.launch_argv(layout, seat.device, cmd) if layout else cmd
+        if not layout:
+            return cmd
+        cmd += ["--cpu-quota", str(layout.slot(seat.device).cpu_quota_cores)]
+        return netns.launch_argv(layout, seat.device, cmd)
 
     def env(seat: Seat) -> dict[str, str]:
         # every local process is on this host (its rank is its local rank, which picks its GPU);

@@ -130,9 +130,12 @@ def leftover_namespaces() -> list[str]:
             if line.startswith(PREFIX)]
 
 
-def launch_argv(layout: Layout, node: str, argv: list[str]) -> list[str]:
-    """argv that runs `argv` inside `node`'s namespace, CPU quota and cpuset."""
+def launch_argv(layout: Layout, node: str, argv: list[str], throttled: bool = True) -> list[str]:
+    """argv that runs `argv` inside `node`'s namespace, CPU quota and cpuset (without `throttled`:
+    in its namespace only, behind its links but at the host's speed)."""
     slot = layout.slot(node)
+    if not throttled:
+        return ["ip", "netns", "exec", slot.netns, *argv]
     name = slot.netns.removeprefix(PREFIX)
     enter = (f"echo $$ > {CGROUP_CPU / name / 'tasks'} && echo $$ > {CGROUP_CPUSET / name / 'tasks'}"
              f" && exec ip netns exec {slot.netns} \"$@\"")

@@ -80,13 +80,19 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
 def _measure_runtime(cluster: Cluster, layout: Layout, node: str, db: str | None) -> None:
     """The runtime's own costs inside `node`, with a peer in another emulated device across the
     emulated link (so throttling, the worker loop and gloo on a slice of a core are all in them),
-    recorded under the device's label in the cluster's own time; nothing for a one-device cluster."""
+    recorded under the device's label in the cluster's own time; nothing for a one-device cluster.
+
+    The peer runs behind its links but without its CPU quota, so that `node` is the stream's
+    bottleneck: that is when its costs set a run's pace, and a sender that keeps waiting for a
+    slower receiver spends more per message on the waits (an emulated Pi's 4 KiB send: 0.19 to
+    0.24 ms of host CPU with the peer free, 0.32 with the peer a throttled Pi, and about 0.2 in
+    a run of mlp on pi-fleet where that Pi feeds three others)."""
     peer = next((n.name for n in cluster.nodes if n.name != node), None)
     if peer is None:
         return
     slot = layout.slot(node)
     ends = costs.Ends(measurer=lambda argv: netns.launch_argv(layout, node, argv),
-                      peer=lambda argv: netns.launch_argv(layout, peer, argv),
+                      peer=lambda argv: netns.launch_argv(layout, peer, argv, throttled=False),
                       measurer_address=slot.address, peer_address=layout.slot(peer).address, ifname="eth0")
     rows = [replace(m, time_s=m.time_s / layout.dilation)
             for m in costs.measure(quota_cores=slot.cpu_quota_cores, ends=ends)]

@@ -105,3 +105,19 @@ def test_second_up_clears_leftovers(fleet):
     c, lay = fleet
     netns.up(c, lay)   # as after a crash that skipped `down`
     assert sorted(netns.leftover_namespaces()) == sorted(["edgewise-hub"] + [s.netns for s in lay.slots])
+
+
+def test_unthrottled_launch_is_behind_the_links_but_outside_the_quota(fleet):
+    _, lay = fleet
+    show = [sys.executable, "-c", "import socket, sys; print(open('/proc/self/cgroup').read()); "
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect(('198.18.0.2', 9)); print(s.getsockname()[0])"]
+    throttled = subprocess.run(netns.launch_argv(lay, "a", show), capture_output=True, text=True, check=True).stdout
+    free = subprocess.run(netns.launch_argv(lay, "a", show, throttled=False), capture_output=True, text=True, check=True).stdout
+    address = lay.slot("a").address
+    assert throttled.split()[-1] == free.split()[-1] == address
+    assert "edgewise/" in throttled and "edgewise/" not in free
+    # and teardown still finds it, by its namespace
+    stray = subprocess.Popen(netns.launch_argv(lay, "b", [sys.executable, "-c", "import time; time.sleep(600)"], throttled=False))
+    time.sleep(0.3)
+    netns.down()
+    assert stray.wait(timeout=10) != 0
