@@ -135,7 +135,7 @@ def serve(model: torch.nn.Module, example_inputs: tuple, plan: Plan, input_fn: I
 
 
 def _serve(model, example_inputs, plan, seat: Seat, dev: torch.device, groups: dict, input_fn, n_inputs,
-           latency_scale, speed: "EmulatedSpeed", on_step):
+           latency_scale, speed: EmulatedSpeed, on_step):
     staged = split(model, example_inputs, plan)
     specs = wire_specs(staged, example_inputs)
     st = staged.stages[seat.stage]
