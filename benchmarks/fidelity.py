@@ -84,7 +84,7 @@ def main() -> None:
         # Each plan runs `--runs` times, in rounds over the clusters, so that the host's changes of
         # speed over minutes fall on different runs of a plan rather than all on one.
         for _ in range(a.runs):
-            for cname, plan, n, _, _, runs in pairs:
+            for _, plan, n, _, _, runs in pairs:
                 runs.append(run_once(plan, n))
         for cname, plan, n, base, profiled_cost, runs in pairs:
             rows.append({"model": model, "cluster": cname, "stages": [s.devices for s in plan.stages],

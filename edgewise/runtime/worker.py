@@ -222,7 +222,9 @@ class EmulatedSpeed:
     one burst, several times sooner than the device would (mlp on an emulated Pi: 0.4 ms for
     1.6 ms of the Pi's time), and pipelined latencies came out short. Waiting out the rest of a
     compute span keeps each input to the device's speed; the quota still bounds the average.
-    The CPU counted is this thread's with one intra-op thread, else the process's.
+    The CPU counted is this thread's with one intra-op thread: the sender's and gloo's threads
+    run meanwhile and their work is not the stage's (the profiler, alone in its process, counts
+    the process's). With several intra-op threads it is the process's.
     """
     cpu_quota_cores: float | None = None
 

@@ -114,3 +114,11 @@ def test_worker_started_wrongly_says_so_in_one_line(tmp_path, model_spec, env, m
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and match in lines[0]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "fast"])
+def test_worker_refuses_a_cpu_quota_that_is_not_a_positive_number(tmp_path, model_spec, value):
+    plan, _ = write_plan(tmp_path, model_spec, cuts=[3])
+    proc = subprocess.run(EDGEWISE + ["worker", str(plan), "--cpu-quota", value], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "--cpu-quota" in proc.stderr and "Traceback" not in proc.stderr
