@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from edgewise.cli.plan_cmd import cost_model, simulate_plan, trace_model
+from edgewise.cli.plan_cmd import bound_in_flight, cost_model, simulate_plan, trace_model
 from edgewise.files import write_atomic
 from edgewise.hardware.cluster_io import load_cluster
 from edgewise.plan.planners import PLANNERS
@@ -76,7 +76,8 @@ def main() -> None:
                     runtime_measured.add((cname, kind))
             base = cost_model(cluster)
             profiled_cost = testbed_cost_model(cluster, base, model)
-            plan = PLANNERS["edgewise"](graph, cluster, "throughput", base, 1)
+            # the bound on inputs in flight fitted with what was measured, as a user who profiled gets it
+            plan = bound_in_flight(PLANNERS["edgewise"](graph, cluster, "throughput", base, 1), graph, profiled_cost)
             # enough inputs that the measured window spans seconds of the cluster's time
             guess = simulate_plan(plan, graph, 64, None, None, profiled_cost).throughput_per_s
             n = max(a.inputs, min(a.max_inputs, math.ceil(a.seconds * guess)))

@@ -11,6 +11,7 @@ from rich.table import Table
 from edgewise.cli.common import JsonOption, console, emit, err_console
 from edgewise.cli.plan_cmd import (
     DEFAULT_CLUSTER,
+    bound_in_flight,
     cost_model,
     load_cluster,
     simulate_plan,
@@ -62,7 +63,7 @@ def demo(
     cost = cost_model(the_cluster)
     rows = []
     for name in ("single", "even", "edgewise"):
-        p = PLANNERS[name](graph, the_cluster, "throughput", cost, 1)
+        p = bound_in_flight(PLANNERS[name](graph, the_cluster, "throughput", cost, 1), graph, cost)
         ours = name == "edgewise"
         if ours:
             write_atomic(folder / "plan.json", p.to_json())

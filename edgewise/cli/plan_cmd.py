@@ -27,6 +27,8 @@ def plan(
     objective: str = typer.Option("throughput", "--objective", help="throughput, latency or energy."),
     batch: int = typer.Option(1, "--batch", min=1, help="Inputs per pipeline step."),
     planner: str = typer.Option("edgewise", "--planner", help=f"One of: {', '.join(PLANNERS)}."),
+    in_flight: Optional[int] = typer.Option(None, "--max-in-flight", min=1,
+                                            help="Inputs in flight at most (default: fitted by simulation; see README)."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the plan JSON here."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -37,10 +39,17 @@ def plan(
         raise EdgewiseError(f"--planner {planner!r}: use one of {', '.join(PLANNERS)}")
     the_cluster = load_cluster(cluster)
     graph = trace_model(model)
-    result = PLANNERS[planner](graph, the_cluster, objective, cost_model(the_cluster), batch)
+    cost = cost_model(the_cluster)
+    result = bound_in_flight(PLANNERS[planner](graph, the_cluster, objective, cost, batch), graph, cost, in_flight)
     if output:
         write_atomic(output, result.to_json())
     emit(result, as_json, lambda: render_plan(result, graph, output))
+
+
+def bound_in_flight(p: Plan, graph: OpGraph, cost: CostModel, given: int | None = None) -> Plan:
+    """The plan with the user's bound on inputs in flight, or else the one simulation fits."""
+    from edgewise.sim.in_flight import fit_in_flight
+    return p.model_copy(update={"max_in_flight": given}) if given else fit_in_flight(p, graph, cost)
 
 
 def simulate(
@@ -107,6 +116,8 @@ def render_plan(p: Plan, graph: OpGraph, output: str | None) -> None:
         t.add_row(str(i), ", ".join(st.devices), str(len(st.ops)), f"{st.ops[0]} .. {st.ops[-1]}",
                   f"{p.predicted.per_stage_s[i] * 1e3:.1f}" if p.predicted else "")
     console.print(t)
+    unbounded = "no bound (only the senders' queues hold inputs back)"
+    console.print(f"inputs in flight: at most {p.max_in_flight}" if p.max_in_flight else f"inputs in flight: {unbounded}")
     if p.predicted:
         r = p.predicted
         console.print(f"predicted: {r.throughput_per_s:.2f} inputs/s, latency {r.latency_s.p50 * 1e3:.1f} ms, "

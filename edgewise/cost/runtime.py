@@ -15,6 +15,8 @@ from edgewise.hardware.profile_db import Measurement
 # Messages a worker's sender thread holds before the worker waits (runtime/worker.py), which the
 # simulator plays out too (sim/pipeline.py): one constant so the two cannot drift apart.
 SEND_QUEUE = 2
+# The last stage's note to the first device that an input is out (Plan.max_in_flight).
+NOTE_BYTES = 1
 
 
 @dataclass(frozen=True)

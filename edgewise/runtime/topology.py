@@ -41,10 +41,13 @@ def inputs_of(plan: Plan, seat: Seat, n_inputs: int) -> range:
 
 def pairs(plan: Plan) -> list[tuple[int, int]]:
     """Every (sender rank, receiver rank) that carries messages, in one order all ranks agree on:
-    the first device handing inputs to stage 0's other replicas, then each cut. Input k goes
+    the first device handing inputs to stage 0's other replicas, each cut, and with an
+    in-flight bound the last stage telling the first device that an input is out. Input k goes
     from replica k mod m to replica k mod n, so lcm(m, n) inputs show every pair of a cut."""
-    out = {(0, rank_for(plan, 0, k)) for k in range(len(plan.stages[0].devices))} - {(0, 0)}
+    out = {(0, rank_for(plan, 0, k)) for k in range(len(plan.stages[0].devices))}
     for i in range(len(plan.stages) - 1):
         m, n = len(plan.stages[i].devices), len(plan.stages[i + 1].devices)
         out |= {(rank_for(plan, i, k), rank_for(plan, i + 1, k)) for k in range(math.lcm(m, n))}
-    return sorted(out)
+    if plan.max_in_flight:
+        out |= {(rank_for(plan, len(plan.stages) - 1, k), 0) for k in range(len(plan.stages[-1].devices))}
+    return sorted(out - {(0, 0)})

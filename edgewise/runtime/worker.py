@@ -26,9 +26,10 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
-from edgewise.cost.runtime import SEND_QUEUE
+from edgewise.cost.runtime import NOTE_BYTES, SEND_QUEUE
 from edgewise.errors import EdgewiseError
 from edgewise.plan.schema import Plan
+from edgewise.plan.window import note_admitting, sends_note
 from edgewise.proc import rss_bytes
 from edgewise.runtime.partition import run_stage, split, to_device
 from edgewise.runtime.topology import Seat, inputs_of, pairs, rank_for, seats
@@ -168,9 +169,11 @@ def _serve(model, example_inputs, plan, seat: Seat, dev: torch.device, groups: d
     work = list(_work_of(plan, seat, n_inputs))
     source = seat.stage == 0 and seat.rank == 0
     posted = {work[0]: post_receive(work[0])} if work and not source else {}
+    window = Window(plan, dev, groups, n_inputs)
     with torch.inference_mode():
         for i, k in enumerate(work):
             if source:
+                window.admit(k)
                 env = {n: x.to(dev) for n, x in zip(specs[0].names, input_fn(k))}
                 if (dst := rank_for(plan, 0, k)) != 0:   # the first device hands the other replicas their inputs
                     send(k, pack(specs[0], env), dst)
@@ -194,11 +197,14 @@ def _serve(model, example_inputs, plan, seat: Seat, dev: torch.device, groups: d
             peak_rss = max(peak_rss, rss_bytes())
             if last:
                 rec.outputs[k] = [live[n].to("cpu", copy=True) for n in st.sends]
+                if seat.rank != 0 and window.sends_note(k):
+                    send(k, window.out_note, 0)
             else:
                 dst = rank_for(plan, seat.stage + 1, k)
                 send(k, pack(specs[seat.stage + 1], live), dst)
             on_step(k)
             rec.cpu_s[k] = time.process_time()
+    window.close()
     sender.close()
     rec.peak_memory_bytes = (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda"
                              else rec.param_bytes + max(0, peak_rss - base_rss))
@@ -210,6 +216,38 @@ def _serve(model, example_inputs, plan, seat: Seat, dev: torch.device, groups: d
 def _work_of(plan: Plan, seat: Seat, n_inputs: int) -> range:
     """Inputs this seat touches: its own share, and for the first device every input (it is the source)."""
     return range(n_inputs) if seat.rank == 0 else inputs_of(plan, seat, n_inputs)
+
+
+class Window:
+    """The first device's bound on inputs in flight (`Plan.max_in_flight`, plan/window.py): it
+    takes input k only once the last stage's note says input k - max_in_flight is out.
+
+    Rank 0 posts the receive for a note as it admits the input that carries it, so a note never
+    waits for its receiver. Without a bound this does nothing.
+    """
+
+    def __init__(self, plan: Plan, dev: torch.device, groups: dict, n_inputs: int):
+        self.plan, self.dev, self.groups, self.n = plan, dev, groups, n_inputs
+        self.out_note = torch.ones(NOTE_BYTES, dtype=torch.uint8, device=dev)
+        self.pending: dict[int, tuple[torch.Tensor, dist.Work]] = {}
+
+    def sends_note(self, k: int) -> bool:
+        return sends_note(self.plan, k, self.n)
+
+    def admit(self, k: int) -> None:
+        if (note := note_admitting(self.plan, k, self.n)) is not None and note in self.pending:
+            self.pending.pop(note)[1].wait()
+        if self.sends_note(k) and (src := self._last_rank(k)) != 0:   # rank 0's own are out in order
+            buf = torch.empty(NOTE_BYTES, dtype=torch.uint8, device=self.dev)
+            self.pending[k] = buf, dist.irecv(buf, src=src, tag=k, group=self.groups.get((src, 0)))
+
+    def close(self) -> None:
+        for _, w in self.pending.values():
+            w.wait()
+        self.pending.clear()
+
+    def _last_rank(self, k: int) -> int:
+        return rank_for(self.plan, len(self.plan.stages) - 1, k)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ first device, which forwards the other replicas' inputs. Back-pressure is the ru
 message moves only once its receiver asks for it (when it starts its previous step), and a
 device stops while SEND_QUEUE messages wait on its sender thread, one is being sent and its
 own next one waits to be queued (a link's emulated latency is waited out on the sender
-thread, so it holds those places too).
+thread, so it holds those places too). With `Plan.max_in_flight` the first device takes input
+k only once the last stage's note that input k - max_in_flight is out has reached it.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import statistics
 from dataclasses import dataclass
 
 from edgewise.cost.roofline import CostModel
-from edgewise.cost.runtime import SEND_QUEUE
+from edgewise.cost.runtime import NOTE_BYTES, SEND_QUEUE
 from edgewise.errors import EdgewiseError
 from edgewise.graph.opgraph import OpGraph
 from edgewise.hardware.cluster import Channel
@@ -29,6 +30,7 @@ from edgewise.plan.planners import spans_of
 from edgewise.plan.profile import GraphProfile, profile
 from edgewise.plan.report import Report, stream_metrics
 from edgewise.plan.schema import Plan
+from edgewise.plan.window import note_admitting, sends_note
 from edgewise.sim.core import Environment, Span, Task
 
 
@@ -76,14 +78,22 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
         sent[a].append(wire)
         return wire
 
+    outs: dict[int, Task] = {}      # input k's note reaching the first device that k is out
+    taken: set[int] = set()
     for k in range(inputs):
-        prev: list[Task] = []
-        cpu_before = runtime[source].input(input_bytes)     # the first device makes every input
+        # the first device makes every input, once input k - max_in_flight is out (plan/window.py)
+        note = note_admitting(plan, k, inputs)
+        prev: list[Task] = [outs[note]] if note is not None else []
+        cpu_before = runtime[source].input(input_bytes)
+        if prev and prev[0].tags["kind"] == "latency" and note not in taken:
+            taken.add(note)                                    # the first to wait for a note takes it in
+            cpu_before += runtime[source].recv(NOTE_BYTES)
         for i, span in enumerate(spans):
             dev = span.devices[k % len(span.devices)]
+            last = i == len(spans) - 1
             if i == 0 and dev != source:
                 forward = env.task(f"forward input{k}", env.resource(f"device:{source}"),
-                                   cpu_before + runtime[source].send(input_bytes), sender_room(source),
+                                   cpu_before + runtime[source].send(input_bytes), prev + sender_room(source),
                                    input=k, kind="runtime")
                 steps.setdefault(source, []).append(forward)
                 prev = [message(source, dev, input_bytes, forward, k, "input")]
@@ -92,12 +102,21 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
             nxt = spans[i + 1].devices[k % len(spans[i + 1].devices)] if i + 1 < len(spans) else None
             out_bytes = prof.cut_bytes(span.end) if nxt else 0
             compute_s = prof.stage_time_s(prof.class_of[dev], span.start, span.end)
-            cpu_after = runtime[dev].send(out_bytes) if out_bytes else 0.0
+            notes = last and dev != source and sends_note(plan, k, inputs)
+            cpu_after = runtime[dev].send(out_bytes or NOTE_BYTES) if out_bytes or notes else 0.0
             task = env.task(f"stage{i} input{k}", env.resource(f"device:{dev}"), cpu_before + compute_s + cpu_after,
                             prev + sender_room(dev), input=k, stage=i, device=dev, kind="compute",
                             compute_s=compute_s, compute_from_s=cpu_before)
             steps.setdefault(dev, []).append(task)
             prev = [task]
+            if notes:
+                ch = prof.cluster.channel(dev, source)     # none: they talk through other hosts; no delay known
+                outs[k] = env.task(f"out input{k} {dev}->{source}", env.resource("propagation", capacity=math.inf),
+                                   ch.latency_s if ch else 0.0, [task], input=k, kind="latency")
+                sent[dev].append(outs[k])                   # the note queues on the sender thread too
+                sent_bytes += NOTE_BYTES
+            elif last and sends_note(plan, k, inputs):
+                outs[k] = task
             if out_bytes:
                 prev = [message(dev, nxt, out_bytes, task, k, f"cut{i}")]
                 sent_bytes += out_bytes

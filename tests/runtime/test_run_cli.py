@@ -88,6 +88,8 @@ def test_the_printed_launch_runs_under_torchrun(tmp_path, model_spec):
     (lambda d: d.update(model="zoo:no_such_model_anywhere"), "no_such_model"),
     (lambda d: d["stages"][0]["ops"].append("not_an_op"), "not_an_op"),
     (lambda d: d["stages"][0].update(devices=["ghost"]), None),
+    (lambda d: d.update(max_in_flight=0), "max_in_flight"),
+    (lambda d: d.update(max_in_flight="many"), "max_in_flight"),
 ])
 def test_mismatched_plans_fail_in_one_line_before_any_process(tmp_path, model_spec, mutate, match):
     plan, _ = write_plan(tmp_path, model_spec, cuts=[3])
@@ -122,3 +124,16 @@ def test_worker_refuses_a_cpu_quota_that_is_not_a_positive_number(tmp_path, mode
     proc = subprocess.run(EDGEWISE + ["worker", str(plan), "--cpu-quota", value], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "--cpu-quota" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("bound", [1, 3])
+def test_run_with_an_in_flight_bound_gives_the_same_outputs(tmp_path, model_spec, bound):
+    # replicas at both ends: the first device forwards inputs and every last replica sends notes
+    plan, loaded = write_plan(tmp_path, model_spec, cuts=[3], replicas=(2, 2))
+    bounded = Plan.model_validate_json(plan.read_text()).model_copy(update={"max_in_flight": bound})
+    plan.write_text(bounded.to_json())
+    out = tmp_path / "out.pt"
+    proc = subprocess.run(EDGEWISE + ["run", str(plan), "--inputs", "9", "--outputs", str(out), "--json"],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert torch.allclose(torch.load(out, weights_only=True), expected(loaded, 9), atol=1e-5)

@@ -61,3 +61,42 @@ def test_emulated_link_latency_holds_the_senders_places():
     assert len(plan.stages) == 2 and plan.predicted.throughput_per_s > SENDS_IN_FLIGHT / 0.2
     sim = simulate(plan, graph, inputs=200)
     assert sim.report.throughput_per_s == pytest.approx(SENDS_IN_FLIGHT / 0.2, rel=0.05)
+
+def _in_flight_spans(sim):
+    first = {s.tags["input"]: s.start_s for s in sim.timeline if s.tags.get("stage") == 0}
+    last_stage = max(s.tags["stage"] for s in sim.timeline if "stage" in s.tags)
+    out = {s.tags["input"]: s.end_s for s in sim.timeline if s.tags.get("stage") == last_stage}
+    return first, out
+
+
+@pytest.mark.parametrize("bound", [1, 2, 5])
+def test_an_in_flight_bound_holds_inputs_until_one_is_out(bound):
+    graph, cluster = chain_graph(40, 3), lan_cluster()
+    plan = PLANNERS["even"](graph, cluster, "throughput", None, 1).model_copy(update={"max_in_flight": bound})
+    first, out = _in_flight_spans(simulate(plan, graph, inputs=40))
+    for k in range(bound, 40):
+        assert first[k] >= out[k - bound] - 1e-12
+    # without the bound the stages overlap: the check above could fail
+    first, out = _in_flight_spans(simulate(plan.model_copy(update={"max_in_flight": None}), graph, inputs=40))
+    assert any(first[k] < out[k - 1] for k in range(1, 40))
+
+
+def test_the_fitted_bound_cuts_latency_and_keeps_throughput():
+    from edgewise.sim.in_flight import KEEP, fit_in_flight
+    # a fast first stage feeding a slow second: without a bound, a queue fills in front of it
+    graph, cluster = chain_graph(40, 3, skips=False), lan_cluster(pis=2, nanos=0, bw=1e9)
+    plan = PLANNERS["even"](graph, cluster, "throughput", None, 1)
+    slow = plan.model_copy(update={"stages": [plan.stages[0].model_copy(update={"ops": plan.stages[0].ops[:4]}),
+                                              plan.stages[1].model_copy(update={"ops": plan.stages[0].ops[4:] + plan.stages[1].ops})]})
+    fitted = fit_in_flight(slow, graph, None)
+    assert fitted.max_in_flight is not None
+    free, bounded = simulate(slow, graph, inputs=64).report, simulate(fitted, graph, inputs=64).report
+    assert bounded.throughput_per_s >= KEEP * free.throughput_per_s
+    assert bounded.latency_s.p50 < 0.95 * free.latency_s.p50
+
+
+def test_a_one_stage_plan_gets_no_bound():
+    from edgewise.sim.in_flight import fit_in_flight
+    graph, cluster = chain_graph(10, 3), lan_cluster(pis=1, nanos=0)
+    plan = PLANNERS["single"](graph, cluster, "throughput", None, 1)
+    assert fit_in_flight(plan.model_copy(update={"max_in_flight": 3}), graph, None).max_in_flight is None

@@ -1,0 +1,42 @@
+"""Choosing a plan's bound on inputs in flight (`Plan.max_in_flight`) by simulation.
+
+Without a bound the senders' queues fill in front of the slowest stage, and latency is that
+queue's length times the slowest stage's time: long, and hard to predict, because which stage
+is slowest can change from run to run when stages are balanced. The smallest bound that still
+reaches the throughput of no bound keeps latency near the pipeline's own depth; by Little's
+law latency is then the bound over the throughput, whatever stage is slowest.
+"""
+from __future__ import annotations
+
+from edgewise.cost.roofline import CostModel
+from edgewise.graph.opgraph import OpGraph
+from edgewise.plan.schema import Plan
+from edgewise.sim.pipeline import simulate
+
+KEEP = 0.98          # the throughput of no bound that a bound must keep
+GAIN = 0.95          # and the latency it must at least cut to, else no bound
+
+
+def fit_in_flight(plan: Plan, graph: OpGraph, cost: CostModel) -> Plan:
+    """`plan` with the smallest bound that keeps KEEP of its unbounded simulated throughput,
+    plus a quarter and one for what the simulator does not foresee (too small a bound costs
+    throughput; too large only latency). No bound where that does not cut latency by 1 - GAIN
+    (notes cost the last stage a message, and short queues may already be shorter), nor for
+    a one-stage plan, inside which no queue forms."""
+    unbounded = plan.model_copy(update={"max_in_flight": None})
+    if len(plan.stages) == 1:
+        return unbounded
+    seats = sum(len(s.devices) for s in plan.stages)
+    inputs = 16 * seats
+
+    def report(p: Plan):
+        return simulate(p, graph, cost, inputs, warmup=4 * seats).report
+
+    free = report(unbounded)
+    for knee in range(1, 4 * seats + 1):
+        if report(plan.model_copy(update={"max_in_flight": knee})).throughput_per_s >= KEEP * free.throughput_per_s:
+            bounded = plan.model_copy(update={"max_in_flight": knee + 1 + knee // 4})
+            r = report(bounded)
+            keeps = r.throughput_per_s >= KEEP * free.throughput_per_s
+            return bounded if keeps and r.latency_s.p50 <= GAIN * free.latency_s.p50 else unbounded
+    return unbounded
