@@ -36,7 +36,7 @@ def edgewise(*args):
 def make_plan(tmp_path, model_spec, cluster="pi-fleet"):
     out = tmp_path / "plan.json"
     plan_cmd.plan(model=model_spec, cluster=cluster, objective="throughput", batch=1, planner="edgewise",
-                  output=str(out), as_json=True)
+                  in_flight=None, output=str(out), as_json=True)
     return out
 
 
@@ -68,9 +68,15 @@ def test_bad_objective_exits_2_with_one_line(model_spec):
 @pytest.mark.parametrize("objective", ["throughput", "latency", "energy"])
 def test_every_objective_plans(tmp_path, model_spec, objective, capsys):
     plan_cmd.plan(model=model_spec, cluster="pi-jetson-lan", objective=objective, batch=2, planner="edgewise",
-                  output=None, as_json=True)
+                  in_flight=None, output=None, as_json=True)
     plan = json.loads(capsys.readouterr().out)
     assert plan["objective"] == objective and plan["batch"] == 2 and plan["predicted"]["throughput_per_s"] > 0
+
+
+def test_a_given_in_flight_bound_is_written_into_the_plan(tmp_path, model_spec, capsys):
+    plan_cmd.plan(model=model_spec, cluster="pi-jetson-lan", objective="throughput", batch=1, planner="edgewise",
+                  in_flight=3, output=None, as_json=True)
+    assert json.loads(capsys.readouterr().out)["max_in_flight"] == 3
 
 
 def test_unknown_planner_and_cluster_are_refused(model_spec):
