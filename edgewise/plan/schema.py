@@ -38,7 +38,8 @@ class Plan(BaseModel):
     planner: str = ""                           # which planner made it ("edgewise", "even", ...)
     stages: list[Stage] = Field(min_length=1)
     # Inputs admitted and not yet through the last stage: the first device takes input k only
-    # once input k - max_in_flight is out. None: only the senders' queues hold inputs back, and
+    # once it has word that input k - max_in_flight is out (word comes every few inputs, so
+    # somewhat fewer may be in flight: plan/window.py). None: only the senders' queues hold inputs back, and
     # a queue fills in front of whichever stage is slowest that run, so latency swings with it.
     max_in_flight: int | None = Field(None, ge=1)
     predicted: Report | None = None             # what the planner's cost model expects

@@ -109,3 +109,11 @@ def test_simulate_missing_or_broken_file(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(EdgewiseError, match="not a plan JSON"):
         simulate(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many"])
+def test_a_bound_that_is_not_a_positive_integer_is_refused_before_planning(tmp_path, model_spec, value):
+    out = tmp_path / "plan.json"
+    r = edgewise("plan", model_spec, "--max-in-flight", value, "-o", str(out))
+    assert r.returncode == 2 and "--max-in-flight" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
