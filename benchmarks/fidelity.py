@@ -156,7 +156,20 @@ def summary(rows: list[dict], a) -> dict:
             "pairs": len(rows), "runs_per_pair": a.runs, "fewest_inputs": a.inputs, "seconds": a.seconds, "data": "random weights, random inputs; emulated fleet",
             "before": {"throughput": stat("before", "err_throughput"), "p50": stat("before", "err_p50")},
             "after": {"throughput": stat("after", "err_throughput"), "p50": stat("after", "err_p50")},
+            "run_to_run": {"throughput": run_to_run(rows, "throughput_per_s"), "p50": run_to_run(rows, "p50_s")},
             "rows": rows}
+
+
+def run_to_run(rows: list[dict], key: str) -> dict:
+    """How far one plan's runs fall apart ((max - min) / median, median and worst over the pairs),
+    and in how many pairs the prediction after profiling lies between the runs' extremes: an
+    error that the runs' own spread exceeds is not the simulator's alone."""
+    spreads, inside = [], 0
+    for r in rows:
+        values = [run[key] for run in r["runs"]]
+        spreads.append((max(values) - min(values)) / statistics.median(values))
+        inside += min(values) <= r["after"][key] <= max(values)
+    return {"median": statistics.median(spreads), "worst": max(spreads), "prediction_within_runs": inside}
 
 
 if __name__ == "__main__":

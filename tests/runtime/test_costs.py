@@ -10,7 +10,7 @@ from edgewise.runtime import costs
 
 
 def test_rows_cover_input_send_and_receive_at_every_size():
-    rows = costs.measure(messages={4096: 60, 1 << 20: 30}, sizes=(4096, 1 << 20))
+    rows = costs.measure(messages={4096: 60, 1 << 20: 30}, sizes=(4096, 1 << 20), rounds=1)
     assert sorted((m.op_class, m.bytes) for m in rows) == sorted(
         (k, float(b)) for k in ("input", "send", "recv") for b in (4096, 1 << 20))
     assert all(m.kind == "runtime" and m.time_s > 0 for m in rows)
@@ -25,7 +25,7 @@ def test_a_side_that_dies_is_a_one_line_error_within_the_timeout(monkeypatch, pe
     monkeypatch.setattr(costs.subprocess, "Popen", lambda argv, **kw: real_popen([argv[0], "-c", peer_code], **kw))
     t = time.monotonic()
     with pytest.raises(EdgewiseError, match="between two processes failed") as e:
-        costs.measure(messages={4096: 5}, sizes=(4096,))
+        costs.measure(messages={4096: 5}, sizes=(4096,), rounds=1)
     assert time.monotonic() - t < 30 and "\n" not in str(e.value)
 
 
@@ -33,7 +33,20 @@ def test_measuring_twice_in_one_process_works():
     # torch.distributed names a process's groups by how many it made before: both sides run in
     # processes of their own, so a second measurement in the same caller still pairs up
     for _ in range(2):
-        assert len(costs.measure(messages={4096: 5}, sizes=(4096,))) == 3
+        assert len(costs.measure(messages={4096: 5}, sizes=(4096,), rounds=1)) == 3
+
+
+def test_each_row_is_the_median_over_the_rounds_and_counts_their_messages(monkeypatch):
+    from edgewise.hardware.profile_db import Measurement
+    times = iter([[3.0, 10.0], [1.0, 30.0], [2.0, 20.0]])     # per round: send, recv
+
+    def one_pair(messages, sizes, quota_cores, ends, progress):
+        send, recv = next(times)
+        return [costs._row("send", 4096, send, 5), costs._row("recv", 4096, recv, 5)]
+    monkeypatch.setattr(costs, "_measure_pair", one_pair)
+    rows = {m.op_class: m for m in costs.measure(sizes=(4096,), rounds=3)}
+    assert (rows["send"].time_s, rows["recv"].time_s) == (2.0, 20.0)
+    assert rows["send"].repeats == 15 and isinstance(rows["send"], Measurement)
 
 
 def test_the_probe_plan_cuts_after_the_add_so_one_x_sized_message_crosses():
