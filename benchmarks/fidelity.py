@@ -9,7 +9,8 @@ times and its measured figures are the medians. Needs root. Random weights, rand
 Prints one JSON line; writes benchmarks/results/fidelity.json after every model, so a partial
 run still leaves its figures.
 
-    .venv/bin/python benchmarks/fidelity.py [--models zoo:resnet18,...] [--clusters edge-fleet,...] [--seconds 4] [--runs 3]
+    .venv/bin/python benchmarks/fidelity.py [--models zoo:resnet18,...] [--clusters edge-fleet,...] [--seconds 4] [--runs 3] [--out FILE]
+    .venv/bin/python benchmarks/fidelity.py --repredict RESULTS.json --out FILE
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0, help="aim each run at this much of the cluster's time")
     ap.add_argument("--runs", type=int, default=3, help="runs of each plan; the figures are their medians")
     ap.add_argument("--repredict", type=Path, help="predict the runs of this results file again; run nothing")
+    ap.add_argument("--out", type=Path, default=OUT, help="where the results go")
     a = ap.parse_args()
     if a.runs < 1:
         sys.exit("--runs: at least 1")
@@ -93,7 +95,7 @@ def main() -> None:
                          "dilation": runs[0]["dilation"], "runs": runs, "measured": median_run(runs)})
             rows[-1].update(predict(rows[-1], graph, plan, base, profiled_cost))
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "plan"}), file=sys.stderr, flush=True)
-        write_atomic(OUT, json.dumps(summary(rows, a), indent=2))
+        write_atomic(a.out, json.dumps(summary(rows, a), indent=2))
     print(json.dumps({k: v for k, v in summary(rows, a).items() if k != "rows"}))
 
 
@@ -144,7 +146,7 @@ def repredict(path: Path, a) -> None:
         base = cost_model(cluster)
         plan = Plan.model_validate(row["plan"])
         row.update(predict(row, graph, plan, base, testbed_cost_model(cluster, base, row["model"])))
-    write_atomic(OUT, json.dumps(summary(rows, a), indent=2))
+    write_atomic(a.out, json.dumps(summary(rows, a), indent=2))
     print(json.dumps({k: v for k, v in summary(rows, a).items() if k != "rows"}))
 
 

@@ -52,3 +52,16 @@ def test_unknown_testbed_device_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEWISE_PROFILE_DB", str(tmp_path / "p.db"))
     r = subprocess.run(EDGEWISE + ["profile", "--testbed-device", "nope"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_an_ops_time_is_its_median_over_every_profile_of_the_model(tmp_path, monkeypatch):
+    from edgewise.hardware.profile_db import Measurement, Run
+    db = tmp_path / "p.db"
+    monkeypatch.setenv("EDGEWISE_PROFILE_DB", str(db))
+    with ProfileDB(db) as store:
+        for t in (0.002, 0.001, 0.005):     # three profiles, the latest off
+            run = Run(device="testbed:raspberry-pi-4", device_kind="cpu", device_model="emulated", memory_bytes=0, host="h")
+            store.record(run, [Measurement(kind="op", op_class="matmul", dtype="float32", time_s=t, model="zoo:mlp", op_name="linear"),
+                               Measurement(kind="op", op_class="matmul", dtype="float32", time_s=9.0, model="zoo:m5", op_name="linear")])
+    model = profiling.testbed_cost_model(load_cluster("pi-fleet"), CostModel(), "zoo:mlp")
+    assert model.measured_s[("raspberry-pi-4", "linear")] == 0.002
