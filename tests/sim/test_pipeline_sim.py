@@ -62,6 +62,7 @@ def test_emulated_link_latency_holds_the_senders_places():
     sim = simulate(plan, graph, inputs=200)
     assert sim.report.throughput_per_s == pytest.approx(SENDS_IN_FLIGHT / 0.2, rel=0.05)
 
+
 def _in_flight_spans(sim):
     first = {s.tags["input"]: s.start_s for s in sim.timeline if s.tags.get("stage") == 0}
     last_stage = max(s.tags["stage"] for s in sim.timeline if "stage" in s.tags)
