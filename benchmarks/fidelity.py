@@ -3,8 +3,8 @@
 For each model x cluster: plan with the edgewise planner, run the plan on the testbed (one
 process per device in its own namespace, shaped links, CPU quotas, time dilation), and compare
 with the simulator's prediction twice: with the default/host-fitted cost model ("before") and
-after `edgewise profile MODEL --testbed-device` measured each device type inside the testbed: the
-model's ops, and the runtime's own costs in each cluster ("after"). Each plan runs `--runs`
+after `edgewise profile MODEL --testbed-device` measured each device type inside each cluster's
+testbed: the model's ops, and the runtime's own costs ("after"). Each plan runs `--runs`
 times and its measured figures are the medians. Needs root. Random weights, random inputs.
 Prints one JSON line; writes benchmarks/results/fidelity.json after every model, so a partial
 run still leaves its figures.
@@ -63,19 +63,17 @@ def main() -> None:
         sys.exit(f"fidelity needs the testbed: {reason}")
     torch.set_num_threads(1)
     rows = []
-    profiled: set[tuple[str, str]] = set()              # (device type, model): ops measured inside
     runtime_measured: set[tuple[str, str]] = set()      # (cluster, device type): costs depend on the slice of a core
     for model in a.models.split(","):
         graph = trace_model(model)
         pairs = []
         for cname in a.clusters.split(","):
             cluster = load_cluster(cname)
+            # each device type's ops in each cluster: its slot there (quota, period, neighbours) shapes them
             for kind, node in {n.device.name: n.name for n in cluster.nodes}.items():
-                if (kind, model) not in profiled or (cname, kind) not in runtime_measured:
-                    profile_in_testbed(cluster, node, model, quick=True, repeats=5, db=None,
-                                       runtime=(cname, kind) not in runtime_measured)
-                    profiled.add((kind, model))
-                    runtime_measured.add((cname, kind))
+                profile_in_testbed(cluster, node, model, quick=True, repeats=5, db=None,
+                                   runtime=(cname, kind) not in runtime_measured)
+                runtime_measured.add((cname, kind))
             base = cost_model(cluster)
             profiled_cost = testbed_cost_model(cluster, base, model)
             # the bound on inputs in flight fitted with what was measured, as a user who profiled gets it

@@ -135,6 +135,7 @@ def profile(
     testbed_device: Optional[str] = typer.Option(None, "--testbed-device", help="Measure inside this device of the emulated --cluster instead (recorded as `testbed:<catalogue name>`)."),
     cluster: str = typer.Option("edge-fleet", "--cluster", help="The cluster whose device --testbed-device names."),
     record_as: Optional[str] = typer.Option(None, "--record-as", hidden=True),
+    record_cluster: Optional[str] = typer.Option(None, "--record-cluster", hidden=True),
     time_dilation: float = typer.Option(1.0, "--time-dilation", min=1.0, hidden=True),
     cpu_quota: Optional[float] = typer.Option(None, "--cpu-quota", min=0.001, hidden=True),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, hidden=True),
@@ -189,7 +190,9 @@ def profile(
                 rows += costs.measure(messages={size: 40 for size in costs.SIZES} if quick else None,
                                       progress=lambda done, total: progress("the runtime's own costs", done, total))
         if record_as:   # measured inside an emulated device: its own label, times in the cluster's time
-            run = replace(run, device=record_as, device_model=f"emulated on {run.device_model}")
+            # and in which cluster's testbed: its quota, period and dilation shape the times
+            run = replace(run, device=record_as, device_model=f"emulated on {run.device_model}",
+                          software={**run.software, "cluster": record_cluster, "dilation": time_dilation})
             rows = [replace(m, time_s=m.time_s / time_dilation) for m in rows]
         run_id = store.record(run, rows)
         measured = store.measured_device(run.device)

@@ -57,6 +57,7 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
         slot = layout.slot(node)
         cmd = [sys.executable, "-m", "edgewise", "profile", *([model] if model else []), "--json",
                "--db", str(db or default_db_path()), "--record-as", testbed_label(cluster.node(node).device.name),
+               "--record-cluster", cluster.name,
                "--time-dilation", str(layout.dilation), "--threads", str(slot.threads),
                "--cpu-quota", str(slot.cpu_quota_cores)]
         if quick:
@@ -135,14 +136,29 @@ def testbed_cost_model(cluster: Cluster, base: CostModel, model: str | None = No
             runtime[name] = inside
     measured = dict(base.measured_s)
     if model is not None:
-        # Each op's median over every time the model was profiled in that device type: one
-        # profile's sum can be off by a quarter (resnet18 on an emulated Pi: 164, 171 and 217 ms
-        # in three profiles of one benchmark run, 169 ms in the runs themselves).
-        times: dict[tuple[str, str], list[float]] = {}
         with ProfileDB(path, readonly=True) as db:
             for label, name in labels.items():
-                for m in db.measurements(device=label, kind="op"):
-                    if m.model == model:
-                        times.setdefault((name, m.op_name), []).append(m.time_s)
-        measured.update({key: statistics.median(ts) for key, ts in times.items()})
+                times = _op_times(db, label, model, cluster.name)
+                measured.update({(name, op): statistics.median(ts) for op, ts in times.items()})
     return replace(base, per_device=per_device, measured_s=measured, runtime=runtime)
+
+
+def _op_times(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str, list[float]]:
+    """Each op's times over the profiles of `model` taken as `label` in `cluster`'s testbed, or
+    over all its profiles where none was taken there; a median of them is the op's time.
+
+    A device's slot shapes them: an emulated Pi runs in bursts of its quota each period, the
+    others on its core run between the bursts, and both differ between clusters (resnet18's
+    last two stages on a Pi: 63-84 ms in profiles on edge-fleet, 77.5 ms in its runs there;
+    whole resnet18 on pi-fleet 169 ms). And one profile's sum can be off by a quarter (164, 171
+    and 217 ms in three profiles of one benchmark run), so every profile taken there counts.
+    """
+    here: dict[str, list[float]] = {}
+    everywhere: dict[str, list[float]] = {}
+    for run in db.runs(label):
+        for m in db.measurements(device=label, kind="op", run_id=run.id):
+            if m.model == model:
+                everywhere.setdefault(m.op_name, []).append(m.time_s)
+                if run.software.get("cluster") == cluster:
+                    here.setdefault(m.op_name, []).append(m.time_s)
+    return here or everywhere

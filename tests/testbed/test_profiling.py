@@ -35,6 +35,8 @@ def test_profile_inside_an_emulated_pi_is_throttled_and_labelled(tmp_path, monke
     assert netns.leftover_namespaces() == []
     with ProfileDB(db, readonly=True) as store:
         assert set(store.devices()) >= {"local", "testbed:raspberry-pi-4"}
+        # each profile says which cluster's slot it was measured in
+        assert {r.software.get("cluster") for r in store.runs("testbed:raspberry-pi-4")} == {"edge-fleet"}
     model = profiling.testbed_cost_model(load_cluster("edge-fleet"), CostModel())
     assert "raspberry-pi-4" in model.per_device and "jetson-nano" not in model.per_device
     # measured inside: used as measured; never measured inside (the Jetson): the host's, scaled
@@ -65,3 +67,20 @@ def test_an_ops_time_is_its_median_over_every_profile_of_the_model(tmp_path, mon
                                Measurement(kind="op", op_class="matmul", dtype="float32", time_s=9.0, model="zoo:m5", op_name="linear")])
     model = profiling.testbed_cost_model(load_cluster("pi-fleet"), CostModel(), "zoo:mlp")
     assert model.measured_s[("raspberry-pi-4", "linear")] == 0.002
+
+
+def test_an_ops_time_comes_from_the_profiles_taken_in_that_cluster_where_there_are_any(tmp_path, monkeypatch):
+    from edgewise.hardware.profile_db import Measurement, Run
+    db = tmp_path / "p.db"
+    monkeypatch.setenv("EDGEWISE_PROFILE_DB", str(db))
+    with ProfileDB(db) as store:
+        for cluster, t in (("edge-fleet", 0.004), ("edge-fleet", 0.006), ("pi-fleet", 0.001)):
+            run = Run(device="testbed:raspberry-pi-4", device_kind="cpu", device_model="emulated", memory_bytes=0,
+                      host="h", software={"cluster": cluster})
+            store.record(run, [Measurement(kind="op", op_class="matmul", dtype="float32", time_s=t, model="zoo:mlp",
+                                           op_name="linear")])
+    def linear(cluster: str) -> float:
+        return profiling.testbed_cost_model(load_cluster(cluster), CostModel(), "zoo:mlp").measured_s[("raspberry-pi-4", "linear")]
+    assert linear("pi-fleet") == 0.001
+    assert linear("edge-fleet") == 0.005
+    assert linear("slow-link") == 0.004         # never profiled there: every profile's median
