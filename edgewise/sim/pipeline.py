@@ -1,10 +1,14 @@
 """A plan serving a stream of inputs, played out on the event core.
 
 Each stage's replicas take inputs in turn (input k on replica k mod r), like the runtime. A
-device does one thing at a time; a stage's task on it covers receiving its message, computing
-and sending the result on (and on the first device making the input), each for what the cost
-model says it costs there (the runtime's own costs, cost/runtime.py, where they were measured;
-the first device also makes and forwards the inputs of stage 0's other replicas). Sending a
+device does one thing at a time; a stage's task on it covers computing and sending the result
+on (and on the first device making the input before), each for what the cost model says it
+costs there (the runtime's own costs, cost/runtime.py, where they were measured; the first
+device also makes and forwards the inputs of stage 0's other replicas). Receiving a message
+costs the device its CPU right after that input's step, before its next: gloo's thread takes
+the message in while the worker waits or computes, and the worker starts computing as soon as
+it has arrived (mlp on edge-fleet: a Pi began 0.25 ms after the message's 3 ms link latency,
+while its measured receive cost is 1.4 ms), so that cost holds the device but not the input. Sending a
 cut also occupies its channel (a private link's direction, or the whole shared medium, which every transfer on it queues for) for bytes /
 bandwidth and reaches the receiver a propagation latency later. Inputs arrive on stage 0's
 first device, which forwards the other replicas' inputs. Back-pressure is the runtime's: a
@@ -80,6 +84,10 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
 
     outs: dict[int, Task] = {}      # input k's note reaching the first device that k is out
     taken: set[int] = set()
+    tails: dict[str, Task] = {}     # each device's cost of its latest received message, which its next task waits for
+
+    def after_tail(dev: str) -> list[Task]:
+        return [tails[dev]] if dev in tails else []
     for k in range(inputs):
         # the first device makes every input, once input k - max_in_flight is out (plan/window.py)
         note = note_admitting(plan, k, inputs)
@@ -93,21 +101,26 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
             last = i == len(spans) - 1
             if i == 0 and dev != source:
                 forward = env.task(f"forward input{k}", env.resource(f"device:{source}"),
-                                   cpu_before + runtime[source].send(input_bytes), prev + sender_room(source),
-                                   input=k, kind="runtime")
+                                   cpu_before + runtime[source].send(input_bytes),
+                                   prev + sender_room(source) + after_tail(source), input=k, kind="runtime")
                 steps.setdefault(source, []).append(forward)
                 prev = [message(source, dev, input_bytes, forward, k, "input")]
                 sent_bytes += input_bytes
-                cpu_before = runtime[dev].recv(input_bytes)
+                cpu_before, received = 0.0, runtime[dev].recv(input_bytes)
+            elif i == 0:
+                received = 0.0
             nxt = spans[i + 1].devices[k % len(spans[i + 1].devices)] if i + 1 < len(spans) else None
             out_bytes = prof.cut_bytes(span.end) if nxt else 0
             compute_s = prof.stage_time_s(prof.class_of[dev], span.start, span.end)
             notes = last and dev != source and sends_note(plan, k, inputs)
             cpu_after = runtime[dev].send(out_bytes or NOTE_BYTES) if out_bytes or notes else 0.0
             task = env.task(f"stage{i} input{k}", env.resource(f"device:{dev}"), cpu_before + compute_s + cpu_after,
-                            prev + sender_room(dev), input=k, stage=i, device=dev, kind="compute",
-                            compute_s=compute_s, compute_from_s=cpu_before)
+                            prev + sender_room(dev) + after_tail(dev), input=k, stage=i, device=dev,
+                            kind="compute", compute_s=compute_s, compute_from_s=cpu_before)
             steps.setdefault(dev, []).append(task)
+            if received:
+                tails[dev] = env.task(f"received input{k}", env.resource(f"device:{dev}"), received, [task],
+                                      input=k, kind="runtime")
             prev = [task]
             if notes:
                 ch = prof.cluster.channel(dev, source)     # none: they talk through other hosts; no delay known
@@ -120,7 +133,7 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
             if out_bytes:
                 prev = [message(dev, nxt, out_bytes, task, k, f"cut{i}")]
                 sent_bytes += out_bytes
-                cpu_before = runtime[nxt].recv(out_bytes)
+                cpu_before, received = 0.0, runtime[nxt].recv(out_bytes)
     timeline = env.run()
     return Simulation(_report(plan, prof, spans, timeline, inputs, seats if warmup is None else warmup,
                               sent_bytes), timeline)

@@ -30,7 +30,7 @@ def test_free_runtime_changes_nothing_and_costs_slow_the_stream():
     assert slow.report.per_stage_s == pytest.approx(free.report.per_stage_s)
 
 
-def test_a_stage_device_is_busy_for_receive_compute_and_send():
+def test_a_stage_device_computes_as_its_message_arrives_and_pays_for_receiving_it_after():
     graph, cluster, plan = setup()
     names = {n.device.name for n in cluster.nodes}
     send, recv = 5e-3, 3e-3
@@ -38,8 +38,16 @@ def test_a_stage_device_is_busy_for_receive_compute_and_send():
     sim = simulate(plan, graph, cost, inputs=8)
     middle = [s for s in sim.timeline if s.tags.get("stage") == 1]
     assert middle and len(plan.stages) > 2
+    arrived = {s.tags["input"]: s.end_s for s in sim.timeline if s.task.startswith("cut0 ")}
     for s in middle:
-        assert s.end_s - s.start_s == pytest.approx(recv + s.tags["compute_s"] + send)
+        k = s.tags["input"]
+        assert s.end_s - s.start_s == pytest.approx(s.tags["compute_s"] + send)
+        received = next(t for t in sim.timeline if t.task == f"received input{k}" and t.resource == s.resource)
+        assert received.start_s == pytest.approx(s.end_s) and received.end_s - received.start_s == pytest.approx(recv)
+    # nothing else holds the device when the first message is in: it computes at once
+    assert middle[0].start_s == pytest.approx(arrived[middle[0].tags["input"]])
+    # ... and the next input waits for the device to have taken the last one in
+    assert middle[1].start_s >= middle[0].end_s + recv - 1e-12
     # latency runs from stage 0's compute to the last stage's compute, as the runtime times it
     first = min(s.start_s + s.tags["compute_from_s"] for s in sim.timeline if s.tags.get("stage") == 0)
     assert first == pytest.approx(0.0)
