@@ -1,4 +1,5 @@
-"""The runtime's own CPU cost per input on a device: making an input, sending and receiving messages.
+"""The runtime's own CPU cost per input on a device: making an input, sending and receiving
+messages, and the worker loop's own work where a device neither sends nor receives.
 
 Each is a fixed cost plus a cost per byte, fitted by least squares to the "runtime" rows that
 `edgewise profile` measured (runtime/costs.py). A device with no such rows costs nothing
@@ -36,23 +37,27 @@ class RuntimeCost:
     input: Linear = Linear()        # the first device making (or loading) one input of these bytes
     send: Linear = Linear()         # packing a message and pushing it out
     recv: Linear = Linear()         # taking a message in and unpacking it
+    loop: Linear = Linear()         # an input the device both makes and finishes (send and recv include it)
 
     def slower(self, factor: float) -> "RuntimeCost":
         """The same work on a CPU `factor` times slower."""
-        return RuntimeCost(self.input.scaled(factor), self.send.scaled(factor), self.recv.scaled(factor))
+        return RuntimeCost(self.input.scaled(factor), self.send.scaled(factor), self.recv.scaled(factor),
+                           self.loop.scaled(factor))
 
 
 FREE = RuntimeCost()
 
 
 def fit_runtime(rows: list[Measurement]) -> RuntimeCost | None:
-    """Fixed and per-byte costs from a device's "runtime" rows; None when it has none."""
+    """Fixed and per-byte costs from a device's "runtime" rows; None when input, send or recv
+    has none (the loop is free where it was never measured, as before it was)."""
     lines = {}
-    for what in ("input", "send", "recv"):
+    for what in ("input", "send", "recv", "loop"):
         mine = [m for m in rows if m.kind == "runtime" and m.op_class == what]
-        if not mine:
+        if mine:
+            lines[what] = _fit_line([m.bytes for m in mine], [m.time_s for m in mine])
+        elif what != "loop":
             return None
-        lines[what] = _fit_line([m.bytes for m in mine], [m.time_s for m in mine])
     return RuntimeCost(**lines)
 
 

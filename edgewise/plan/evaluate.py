@@ -119,11 +119,12 @@ def _device_loads(prof: GraphProfile, spans: list[StageSpan]) -> dict[str, float
     r = len(first.devices)
     if r > 1:
         rt_src = prof.runtime[prof.class_of[first.devices[0]]]
-        rt_rep = prof.runtime[prof.class_of[first.devices[1]]]
+        rep = prof.class_of[first.devices[1]]
+        rt_rep = prof.runtime[rep]
         made = rt_src.input(prof.live_bytes[0])
         busy[first.devices[0]] += made * (r - 1) / r + rt_src.send(prof.live_bytes[0]) * (r - 1) / r
         for d in first.devices[1:]:       # they receive their input instead of making it
-            busy[d] += (rt_rep.recv(prof.live_bytes[0]) - rt_rep.input(prof.live_bytes[0])) / r
+            busy[d] += (rt_rep.recv(prof.live_bytes[0]) - prof.making_s(rep, first.end)) / r
     return busy
 
 

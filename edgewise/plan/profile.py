@@ -52,9 +52,16 @@ class GraphProfile:
         """What one input of stage [p, q) costs a device of class k: receiving the cut at p (or,
         for the first stage, making the input), computing, and sending the cut at q on."""
         rt = self.runtime[k]
-        take = rt.input(self.live_bytes[0]) if p == 0 else rt.recv(self.cut_bytes(p))
+        take = self.making_s(k, q) if p == 0 else rt.recv(self.cut_bytes(p))
         give = rt.send(self.cut_bytes(q)) if q < self.n else 0.0
         return take + self.stage_time_s(k, p, q) + give
+
+    def making_s(self, k: int, q: int) -> float:
+        """What making an input costs a device of class k whose stage ends at q: with the whole
+        model on it (q = n) it also finishes the input, and pays the worker loop's own work that
+        a send or a receive would otherwise include."""
+        rt = self.runtime[k]
+        return rt.input(self.live_bytes[0]) + (rt.loop(self.live_bytes[0]) if q == self.n else 0.0)
 
     def stage_memory_bytes(self, p: int, q: int) -> int:
         """Parameters of the ops plus the largest activation working set among them."""

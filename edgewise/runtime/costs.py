@@ -10,9 +10,12 @@ after the add, so the one message per input is x-sized. Each message size is ser
 the measuring process first as the source (making inputs and sending) and then as the sink
 (receiving). What it spends per input beyond its stage's compute (process CPU time: its
 sender thread's and gloo's included) is the runtime's cost; making an input is also timed on
-its own, which splits the source's cost into input and send. The rows go to the profile
-database as kind "runtime", op_class "input", "send" or "recv", bytes = message size, time per
-message; `cost/runtime.py` fits a fixed plus a per-byte cost to them.
+its own, which splits the source's cost into input and send. Last, the measuring process
+serves a stream alone, making and finishing every input (the smallest size): what it spends
+beyond compute and making is the loop's own work, which a send or a receive pays elsewhere
+but a device that neither sends nor receives pays on its own. The rows go to the profile
+database as kind "runtime", op_class "input", "send", "recv" or "loop", bytes = message size,
+time per message; `cost/runtime.py` fits a fixed plus a per-byte cost to them.
 
 CPU time over the process's CPU quota (one core outside the testbed) is what is counted:
 waiting for the peer is not the device's work, and the peer's own CPU is its own. Inside the
@@ -75,7 +78,7 @@ def measure(messages: dict[int, int] | None = None, sizes: tuple[int, ...] = SIZ
     A side that dies or never answers is a one-line EdgewiseError within about PEER_TIMEOUT_S
     (per round), and neither outlives this call.
     """
-    per_round = 3 * len(sizes)
+    per_round = rows_per_pair(sizes)
     found: dict[tuple[str, float], list[Measurement]] = {}
     for r in range(rounds):
         for m in _measure_pair(messages, sizes, quota_cores, ends,
@@ -85,12 +88,17 @@ def measure(messages: dict[int, int] | None = None, sizes: tuple[int, ...] = SIZ
             for ms in found.values()]
 
 
+def rows_per_pair(sizes: tuple[int, ...]) -> int:
+    """Input, send and receive at every size, and the loop once."""
+    return 3 * len(sizes) + 1
+
+
 def _measure_pair(messages: dict[int, int] | None, sizes: tuple[int, ...], quota_cores: float, ends: Ends,
                   progress: Callable[[int, int], None]) -> list[Measurement]:
     """One round of `measure`: its rows from one pair of processes."""
     counts = {size: (messages or MESSAGES).get(size, 30) for size in sizes}
     local = ends.measurer_address == ends.peer_address
-    ports = [free_port() if local else 29600 + i for i in range(2 * len(sizes))]
+    ports = [free_port() if local else 29600 + i for i in range(2 * len(sizes) + 1)]    # the last: alone
     setup = {"sizes": list(sizes), "counts": {str(k): v for k, v in counts.items()}, "ports": ports,
              "addresses": [ends.measurer_address, ends.peer_address], "ifname": ends.ifname,
              "quota": quota_cores, "timeout_s": PEER_TIMEOUT_S}
@@ -108,7 +116,7 @@ def _measure_pair(messages: dict[int, int] | None, sizes: tuple[int, ...], quota
                 if line.startswith("row "):
                     fields = json.loads(line[4:])
                     rows.append(Measurement(**{**fields, "shape": tuple(tuple(x) for x in fields["shape"])}))
-                    progress(len(rows), 3 * len(sizes))
+                    progress(len(rows), rows_per_pair(sizes))
         for proc in procs:
             proc.wait(timeout=PEER_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -122,7 +130,7 @@ def _measure_pair(messages: dict[int, int] | None, sizes: tuple[int, ...], quota
     lines = [ln for ln in errors.read().splitlines() if ln.strip()]
     errors.close()
     codes = [p.returncode for p in procs]
-    if any(codes) or len(rows) != 3 * len(sizes):
+    if any(codes) or len(rows) != rows_per_pair(sizes):
         raise EdgewiseError(f"profile: measuring the runtime's costs between two processes failed "
                             f"(exits {codes[0]} and {codes[1]}): {lines[-1] if lines else 'no output'}")
     return rows
@@ -133,17 +141,17 @@ class _Probe(nn.Module):
         return (x + 1.0).sum()
 
 
-def probe(nbytes: int, measurer_first: bool) -> tuple[nn.Module, tuple, Plan]:
-    """The two-op model for messages of `nbytes`, and its plan over devices "measurer" and "peer",
-    the first stage on the measurer or on the peer."""
+def probe(nbytes: int, order: tuple[str, ...]) -> tuple[nn.Module, tuple, Plan]:
+    """The two-op model for messages of `nbytes`, and its plan over the devices in `order`
+    ("measurer", "peer"): cut after the add over two, whole on one."""
     model = _Probe()
     example = (torch.zeros(nbytes // 4),)
     names = [n.name for n in export_module(model, example).graph.nodes if n.op == "call_function"]
     device = next(iter(builtin_devices().values()))     # any: nothing here is costed
-    order = ["measurer", "peer"] if measurer_first else ["peer", "measurer"]
     cluster = Cluster(name="runtime-costs", nodes=[Node(name=n, device=device) for n in order])
+    cuts = [names[:1], names[1:]] if len(order) == 2 else [names]
     plan = Plan(model="runtime-costs probe", cluster=cluster,
-                stages=[Stage(devices=[order[0]], ops=names[:1]), Stage(devices=[order[1]], ops=names[1:])])
+                stages=[Stage(devices=[d], ops=ops) for d, ops in zip(order, cuts)])
     return model, example, plan
 
 
@@ -158,7 +166,7 @@ def _side(role: int, setup_json: str) -> None:
     streams = [(size, first) for size in setup["sizes"] for first in (True, False)]
     for (size, measurer_first), port in zip(streams, setup["ports"]):
         n = setup["counts"][str(size)]
-        model, example, plan = probe(size, measurer_first)
+        model, example, plan = probe(size, ("measurer", "peer") if measurer_first else ("peer", "measurer"))
         fn, _ = input_source(None, example)     # the inputs `edgewise run` makes when given a count
         making = 0.0
         if role == 0 and measurer_first:
@@ -173,6 +181,20 @@ def _side(role: int, setup_json: str) -> None:
             # as the source the measurer also made the inputs: that share is the input row's
             spent = clock.seconds(_beyond_compute(mine)) - making
             print("row " + _json(_row("send" if measurer_first else "recv", size, max(0.0, spent), n)), flush=True)
+    if role == 0:
+        _serve_alone(setup, clock)
+
+
+def _serve_alone(setup: dict, clock: Clock) -> None:
+    """The measurer makes and finishes a stream of the smallest size by itself: its loop's row."""
+    size = min(setup["sizes"])
+    n = setup["counts"][str(size)]
+    model, example, plan = probe(size, ("measurer",))
+    fn, _ = input_source(None, example)
+    making = _input_cost(clock, fn, n)
+    os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_PORT=str(setup["ports"][-1]), MASTER_ADDR=setup["addresses"][0])
+    (mine,) = serve(model, example, plan, fn, n, timeout_s=setup["timeout_s"])
+    print("row " + _json(_row("loop", size, max(0.0, clock.seconds(_beyond_compute(mine)) - making), n)), flush=True)
 
 
 def _input_cost(clock: Clock, fn: Callable[[int], tuple], n: int) -> float:

@@ -4,7 +4,9 @@ Each stage's replicas take inputs in turn (input k on replica k mod r), like the
 device does one thing at a time; a stage's task on it covers computing and sending the result
 on (and on the first device making the input before), each for what the cost model says it
 costs there (the runtime's own costs, cost/runtime.py, where they were measured; the first
-device also makes and forwards the inputs of stage 0's other replicas). Receiving a message
+device also makes and forwards the inputs of stage 0's other replicas, and an input it makes
+and finishes itself costs it the worker loop's own work, which sends and receives include
+elsewhere). Receiving a message
 costs the device its CPU right after that input's step, before its next: gloo's thread takes
 the message in while the worker waits or computes, and the worker starts computing as soon as
 it has arrived (mlp on edge-fleet: a Pi began 0.25 ms after the message's 3 ms link latency,
@@ -113,7 +115,10 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
             out_bytes = prof.cut_bytes(span.end) if nxt else 0
             compute_s = prof.stage_time_s(prof.class_of[dev], span.start, span.end)
             notes = last and dev != source and sends_note(plan, k, inputs)
-            cpu_after = runtime[dev].send(out_bytes or NOTE_BYTES) if out_bytes or notes else 0.0
+            if out_bytes or notes:
+                cpu_after = runtime[dev].send(out_bytes or NOTE_BYTES)
+            else:   # a last stage: an input it made itself it also finishes, with nothing sent or received
+                cpu_after = runtime[dev].loop(input_bytes) if i == 0 and dev == source else 0.0
             task = env.task(f"stage{i} input{k}", env.resource(f"device:{dev}"), cpu_before + compute_s + cpu_after,
                             prev + sender_room(dev) + after_tail(dev), input=k, stage=i, device=dev,
                             kind="compute", compute_s=compute_s, compute_from_s=cpu_before)

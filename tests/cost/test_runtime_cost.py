@@ -41,3 +41,10 @@ def test_a_device_without_runtime_rows_has_no_runtime_cost():
 def test_a_slower_device_pays_proportionally_more():
     cost = RuntimeCost(send=Linear(1e-4, 1e-9))
     assert cost.slower(4).send(1000) == pytest.approx(4 * cost.send(1000))
+
+
+def test_the_loop_is_fitted_where_measured_and_free_where_it_never_was():
+    measured = rows(1e-4, 1e-9) + [Measurement(kind="runtime", op_class="loop", dtype="uint8", bytes=4096.0, time_s=3e-5)]
+    assert fit_runtime(measured).loop(4096) == pytest.approx(3e-5)
+    assert fit_runtime(rows(1e-4, 1e-9)).loop(4096) == 0      # profiles from before the loop was measured
+    assert RuntimeCost(loop=Linear(2e-5)).slower(3).loop(0) == pytest.approx(6e-5)

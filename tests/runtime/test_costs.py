@@ -9,10 +9,10 @@ from edgewise.errors import EdgewiseError
 from edgewise.runtime import costs
 
 
-def test_rows_cover_input_send_and_receive_at_every_size():
+def test_rows_cover_input_send_and_receive_at_every_size_and_the_loop_once():
     rows = costs.measure(messages={4096: 60, 1 << 20: 30}, sizes=(4096, 1 << 20), rounds=1)
     assert sorted((m.op_class, m.bytes) for m in rows) == sorted(
-        (k, float(b)) for k in ("input", "send", "recv") for b in (4096, 1 << 20))
+        [(k, float(b)) for k in ("input", "send", "recv") for b in (4096, 1 << 20)] + [("loop", 4096.0)])
     assert all(m.kind == "runtime" and m.time_s > 0 for m in rows)
     cost = fit_runtime(rows)
     assert cost.send(1 << 20) > cost.send(4096)     # a megabyte costs more to send than 4 KiB
@@ -33,7 +33,7 @@ def test_measuring_twice_in_one_process_works():
     # torch.distributed names a process's groups by how many it made before: both sides run in
     # processes of their own, so a second measurement in the same caller still pairs up
     for _ in range(2):
-        assert len(costs.measure(messages={4096: 5}, sizes=(4096,), rounds=1)) == 3
+        assert len(costs.measure(messages={4096: 5}, sizes=(4096,), rounds=1)) == 4
 
 
 def test_each_row_is_the_median_over_the_rounds_and_counts_their_messages(monkeypatch):
@@ -51,11 +51,14 @@ def test_each_row_is_the_median_over_the_rounds_and_counts_their_messages(monkey
 
 def test_the_probe_plan_cuts_after_the_add_so_one_x_sized_message_crosses():
     from edgewise.runtime.partition import split
-    model, example, plan = costs.probe(4096, measurer_first=False)
+    model, example, plan = costs.probe(4096, ("peer", "measurer"))
     staged = split(model, example, plan)
     assert [s.devices for s in plan.stages] == [["peer"], ["measurer"]]
     (sent,) = staged.stages[0].sends
     assert staged.stages[1].arg_names == [sent]
+    # alone, the measurer makes and finishes each input: the whole model is its one stage
+    _, _, alone = costs.probe(4096, ("measurer",))
+    assert [s.devices for s in alone.stages] == [["measurer"]] and len(alone.stages[0].ops) == 2
 
 
 def test_cost_beyond_compute_leaves_out_the_settling_inputs_and_the_compute():

@@ -72,3 +72,18 @@ def test_when_messages_cost_more_than_a_split_saves_the_planner_keeps_one_device
     plan = PLANNERS["edgewise"](graph, cluster, "throughput", dear, 1)
     assert len(cheap.stages) > 1 or len(cheap.stages[0].devices) > 1
     assert len(plan.stages) == 1 and len(plan.stages[0].devices) == 1
+
+
+
+def test_a_device_that_makes_and_finishes_its_inputs_pays_the_loop_and_the_planner_agrees():
+    graph, cluster = chain_graph(40, 3), lan_cluster(pis=0, nanos=1)
+    plan = PLANNERS["even"](graph, cluster, "throughput", None, 1)
+    assert len(plan.stages) == 1
+    base = {d: RuntimeCost(input=Linear(1e-3)) for d in {n.device.name for n in cluster.nodes}}
+    looped = {d: RuntimeCost(input=Linear(1e-3), loop=Linear(2e-3)) for d in base}
+    free, paid = (simulate(plan, graph, CostModel(runtime=rt), inputs=40).report for rt in (base, looped))
+    assert 1 / paid.throughput_per_s == pytest.approx(1 / free.throughput_per_s + 2e-3)
+    # after the compute: an input's own latency does not include it
+    assert paid.latency_s.p50 == pytest.approx(free.latency_s.p50)
+    planned = PLANNERS["even"](graph, cluster, "throughput", CostModel(runtime=looped), 1)
+    assert planned.predicted.throughput_per_s == pytest.approx(paid.throughput_per_s, rel=0.01)
