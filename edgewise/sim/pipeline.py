@@ -6,11 +6,11 @@ on (and on the first device making the input before), each for what the cost mod
 costs there (the runtime's own costs, cost/runtime.py, where they were measured; the first
 device also makes and forwards the inputs of stage 0's other replicas, and an input it makes
 and finishes itself costs it the worker loop's own work, which sends and receives include
-elsewhere). Receiving a message
-costs the device its CPU right after that input's step, before its next: gloo's thread takes
-the message in while the worker waits or computes, and the worker starts computing as soon as
-it has arrived (mlp on edge-fleet: a Pi began 0.25 ms after the message's 3 ms link latency,
-while its measured receive cost is 1.4 ms), so that cost holds the device but not the input. Sending a
+elsewhere). Receiving a message costs the device its CPU right after that input's step, before
+its next: gloo's thread takes the message in while the worker waits or computes, and the
+worker starts computing as soon as it has arrived (mlp on edge-fleet: a Pi began 0.25 ms after
+the message's 3 ms link latency, while its measured receive cost is 1.4 ms), so that cost holds
+the device but not the input. Sending a
 cut also occupies its channel (a private link's direction, or the whole shared medium, which every transfer on it queues for) for bytes /
 bandwidth and reaches the receiver a propagation latency later. Inputs arrive on stage 0's
 first device, which forwards the other replicas' inputs. Back-pressure is the runtime's: a
@@ -94,7 +94,7 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
         # the first device makes every input, once input k - max_in_flight is out (plan/window.py)
         note = note_admitting(plan, k, inputs)
         prev: list[Task] = [outs[note]] if note is not None else []
-        cpu_before = runtime[source].input(input_bytes)
+        cpu_before, received = runtime[source].input(input_bytes), 0.0
         if prev and prev[0].tags["kind"] == "latency" and note not in taken:
             taken.add(note)                                    # the first to wait for a note takes it in
             cpu_before += runtime[source].recv(NOTE_BYTES)
@@ -109,8 +109,6 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
                 prev = [message(source, dev, input_bytes, forward, k, "input")]
                 sent_bytes += input_bytes
                 cpu_before, received = 0.0, runtime[dev].recv(input_bytes)
-            elif i == 0:
-                received = 0.0
             nxt = spans[i + 1].devices[k % len(spans[i + 1].devices)] if i + 1 < len(spans) else None
             out_bytes = prof.cut_bytes(span.end) if nxt else 0
             compute_s = prof.stage_time_s(prof.class_of[dev], span.start, span.end)

@@ -149,9 +149,10 @@ def _op_times(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str, 
 
     A device's slot shapes them: an emulated Pi runs in bursts of its quota each period, the
     others on its core run between the bursts, and both differ between clusters (resnet18's
-    last two stages on a Pi: 63-84 ms in profiles on edge-fleet, 77.5 ms in its runs there;
-    whole resnet18 on pi-fleet 169 ms). And one profile's sum can be off by a quarter (164, 171
-    and 217 ms in three profiles of one benchmark run), so every profile taken there counts.
+    last two stages on edge-fleet's Pis: 82.1 ms profiled there against 79.8 in the runs, 67.3
+    as the median over profiles from all three clusters against 77.5). And one profile's sum
+    can be off by a quarter (164, 171 and 217 ms in three profiles of one benchmark run), so
+    every profile taken there counts.
     """
     here: dict[str, list[float]] = {}
     everywhere: dict[str, list[float]] = {}

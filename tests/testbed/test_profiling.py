@@ -79,6 +79,7 @@ def test_an_ops_time_comes_from_the_profiles_taken_in_that_cluster_where_there_a
                       host="h", software={"cluster": cluster})
             store.record(run, [Measurement(kind="op", op_class="matmul", dtype="float32", time_s=t, model="zoo:mlp",
                                            op_name="linear")])
+
     def linear(cluster: str) -> float:
         return profiling.testbed_cost_model(load_cluster(cluster), CostModel(), "zoo:mlp").measured_s[("raspberry-pi-4", "linear")]
     assert linear("pi-fleet") == 0.001
