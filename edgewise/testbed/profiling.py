@@ -19,6 +19,7 @@ import torch
 
 from edgewise.cost.fit import fit_devices
 from edgewise.cost.roofline import CostModel
+from edgewise.cost.runtime import RuntimeCost
 from edgewise.errors import EdgewiseError
 from edgewise.hardware.cluster import Cluster
 from edgewise.hardware.profile_db import ProfileDB, Run, default_db_path
@@ -46,13 +47,7 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
     allocator settled (proc.steady_allocations) that measured the Pis 5 to 40% slower than
     pipelined runs found them (mobilenet_v2 on an emulated Pi: 75-93 ms busy, 64 ms idle, 60 ms
     in a run), because a run keeps the other devices less busy than a profile loop does."""
-    reason = can_emulate()
-    if reason:
-        raise EdgewiseError(f"--testbed-device: {reason.split(';')[0]}")
-    names = [n.name for n in cluster.nodes]
-    if node not in names:
-        raise EdgewiseError(f"--testbed-device {node!r}: not a device of cluster {cluster.name!r} ({', '.join(names)})")
-    layout = build_testbed(cluster)
+    layout = _testbed_for(cluster, node)
     try:
         slot = layout.slot(node)
         cmd = [sys.executable, "-m", "edgewise", "profile", *([model] if model else []), "--json",
@@ -77,6 +72,28 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
     # every cluster's rows of the label together)
     inside = latest_runtime_cost(testbed_label(cluster.node(node).device.name), db or default_db_path(), cluster.name)
     return {**result, "runtime": asdict(inside) if inside else None}
+
+
+def measure_runtime_in_testbed(cluster: Cluster, node: str, db: str | None) -> RuntimeCost | None:
+    """Only the runtime's own costs inside `node`, as `profile_in_testbed` measures them after
+    the ops: to measure them again (after a change to what the probe measures) without the ops."""
+    layout = _testbed_for(cluster, node)
+    try:
+        _measure_runtime(cluster, layout, node, db)
+    finally:
+        netns.down()
+    return latest_runtime_cost(testbed_label(cluster.node(node).device.name), db or default_db_path(), cluster.name)
+
+
+def _testbed_for(cluster: Cluster, node: str) -> Layout:
+    """The cluster's testbed, built, once `node` is known to be one of its devices."""
+    reason = can_emulate()
+    if reason:
+        raise EdgewiseError(f"--testbed-device: {reason.split(';')[0]}")
+    names = [n.name for n in cluster.nodes]
+    if node not in names:
+        raise EdgewiseError(f"--testbed-device {node!r}: not a device of cluster {cluster.name!r} ({', '.join(names)})")
+    return build_testbed(cluster)
 
 
 def _measure_runtime(cluster: Cluster, layout: Layout, node: str, db: str | None) -> None:

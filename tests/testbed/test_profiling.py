@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from edgewise.cost.roofline import CostModel
+from edgewise.errors import EdgewiseError
 from edgewise.hardware.cluster_io import load_cluster
 from edgewise.hardware.profile_db import ProfileDB
 from edgewise.testbed import netns
@@ -54,6 +55,24 @@ def test_unknown_testbed_device_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEWISE_PROFILE_DB", str(tmp_path / "p.db"))
     r = subprocess.run(EDGEWISE + ["profile", "--testbed-device", "nope"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(can_emulate() is not None, reason=str(can_emulate()))
+def test_the_runtime_costs_alone_are_measured_again_inside_that_cluster_only(tmp_path):
+    db = str(tmp_path / "p.db")
+    cost = profiling.measure_runtime_in_testbed(load_cluster("pi-fleet"), "pi0", db)
+    assert cost is not None and cost == latest_runtime_cost("testbed:raspberry-pi-4", db, "pi-fleet")
+    assert latest_runtime_cost("testbed:raspberry-pi-4", db, "slow-link") is None
+    assert netns.leftover_namespaces() == []
+    with ProfileDB(db, readonly=True) as store:   # no ops, no microbenchmarks: only the probe's rows
+        kinds = {m.kind for m in store.measurements(device="testbed:raspberry-pi-4")}
+    assert kinds == {"runtime"}
+
+
+def test_remeasuring_the_runtime_costs_of_an_unknown_device_is_one_error():
+    with pytest.raises(EdgewiseError) as e:
+        profiling.measure_runtime_in_testbed(load_cluster("slow-link"), "nope", None)
+    assert len(str(e.value).splitlines()) == 1
 
 
 def test_an_ops_time_is_its_median_over_every_profile_of_the_model(tmp_path, monkeypatch):
