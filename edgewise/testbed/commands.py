@@ -15,8 +15,10 @@ def can_emulate() -> str | None:
     for tool in ("ip", "tc"):
         if shutil.which(tool) is None:
             return f"the testbed needs `{tool}` (iproute2); running over loopback unshaped"
-    if not os.path.isdir("/sys/fs/cgroup/cpu"):
-        return "the testbed needs the cgroup-v1 cpu controller at /sys/fs/cgroup/cpu; running unshaped"
+    from edgewise.testbed.cgroups import host_hierarchy   # that module writes through this one
+    if host_hierarchy() is None:
+        return ("the testbed needs the cpu and cpuset cgroup controllers (v1 at /sys/fs/cgroup/cpu, "
+                "or v2 offering them); running unshaped")
     return None
 
 

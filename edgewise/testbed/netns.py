@@ -22,11 +22,10 @@ from pathlib import Path
 from edgewise.errors import EdgewiseError
 from edgewise.files import write_atomic
 from edgewise.hardware.cluster import Cluster
-from edgewise.testbed.commands import sh, write_file
+from edgewise.testbed import cgroups
+from edgewise.testbed.commands import sh
 from edgewise.testbed.layout import HUB, NETWORK, PREFIX, Layout
 
-CGROUP_CPU = Path("/sys/fs/cgroup/cpu") / PREFIX.rstrip("-")
-CGROUP_CPUSET = Path("/sys/fs/cgroup/cpuset") / PREFIX.rstrip("-")
 STATE = Path(os.environ.get("EDGEWISE_TESTBED_STATE", "/run/edgewise/testbed.json"))
 LOCK = STATE.with_name("testbed.lock")
 LOCK_WAIT_S = 900.0            # how long a second user of the host's testbed waits for the first
@@ -82,14 +81,14 @@ def _teardown() -> list[str]:
             _kill(int(pid))
         sh("ip", "netns", "del", ns, check=False)
         removed.append(ns)
-    for root in (CGROUP_CPU, CGROUP_CPUSET):
-        if root.is_dir():
-            for sub in sorted(root.iterdir()):
-                if sub.is_dir():
-                    for pid in (sub / "tasks").read_text().split():
-                        _kill(int(pid))
-                    _rmdir(sub)
-            _rmdir(root)
+    if (cg := cgroups.host_hierarchy()) is not None:
+        for sub, pids in cg.members():
+            for pid in pids:
+                _kill(pid)
+            _rmdir(sub)
+        for top in cg.tops:
+            if top.is_dir():
+                _rmdir(top)
     STATE.unlink(missing_ok=True)
     return removed
 
@@ -136,9 +135,8 @@ def launch_argv(layout: Layout, node: str, argv: list[str], throttled: bool = Tr
     slot = layout.slot(node)
     if not throttled:
         return ["ip", "netns", "exec", slot.netns, *argv]
-    name = slot.netns.removeprefix(PREFIX)
-    enter = (f"echo $$ > {CGROUP_CPU / name / 'tasks'} && echo $$ > {CGROUP_CPUSET / name / 'tasks'}"
-             f" && exec ip netns exec {slot.netns} \"$@\"")
+    files = _hierarchy().procs_files(slot.netns.removeprefix(PREFIX))
+    enter = " && ".join([f"echo $$ > {f}" for f in files] + [f"exec ip netns exec {slot.netns} \"$@\""])
     return ["sh", "-c", enter, "sh", *argv]
 
 
@@ -204,22 +202,18 @@ def _shape_media(cluster: Cluster, layout: Layout) -> None:
 
 
 def _make_cgroups(layout: Layout) -> None:
-    CGROUP_CPU.mkdir(exist_ok=True)
-    CGROUP_CPUSET.mkdir(exist_ok=True)
-    # cpuset children may only use what the parent has; the parent starts empty in cgroup v1.
-    write_file(str(CGROUP_CPUSET / "cpuset.cpus"), (CGROUP_CPUSET.parent / "cpuset.cpus").read_text().strip())
-    write_file(str(CGROUP_CPUSET / "cpuset.mems"), (CGROUP_CPUSET.parent / "cpuset.mems").read_text().strip())
+    devices = []
     for slot in layout.slots:
-        name = slot.netns.removeprefix(PREFIX)
-        cpu = CGROUP_CPU / name
-        cpu.mkdir(exist_ok=True)
         period = cfs_period_us(slot.cpu_quota_cores)
-        write_file(str(cpu / "cpu.cfs_period_us"), str(period))
-        write_file(str(cpu / "cpu.cfs_quota_us"), str(max(MIN_QUOTA_US, int(slot.cpu_quota_cores * period))))
-        cs = CGROUP_CPUSET / name
-        cs.mkdir(exist_ok=True)
-        write_file(str(cs / "cpuset.cpus"), ",".join(map(str, slot.cpus)))
-        write_file(str(cs / "cpuset.mems"), (CGROUP_CPUSET / "cpuset.mems").read_text().strip())
+        devices.append(cgroups.Device(name=slot.netns.removeprefix(PREFIX), period_us=period, cpus=slot.cpus,
+                                      quota_us=max(MIN_QUOTA_US, int(slot.cpu_quota_cores * period))))
+    _hierarchy().make(devices)
+
+
+def _hierarchy() -> cgroups.Hierarchy:
+    if (cg := cgroups.host_hierarchy()) is None:
+        raise EdgewiseError("testbed: this host offers no cpu and cpuset cgroup controllers")
+    return cg
 
 
 def _kill(pid: int) -> None:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from edgewise.hardware.cluster import Cluster, Device, Link, Medium, Node
-from edgewise.testbed import netns
+from edgewise.testbed import cgroups, netns
 from edgewise.testbed.commands import can_emulate
 from edgewise.testbed.layout import plan_layout
 
@@ -98,7 +98,7 @@ def test_down_kills_what_runs_inside_and_removes_everything(fleet):
     assert "edgewise-hub" in removed
     assert stray.wait(timeout=10) != 0
     assert netns.leftover_namespaces() == []
-    assert not netns.CGROUP_CPU.exists()
+    assert not any(top.exists() for top in cgroups.host_hierarchy().tops)
 
 
 def test_second_up_clears_leftovers(fleet):
