@@ -115,6 +115,8 @@ def serve(model: torch.nn.Module, example_inputs: tuple, plan: Plan, input_fn: I
     seat = table[rank]
     dev = local_device(device)
     timeout = timedelta(seconds=timeout_s)
+    # before gloo's and the sender's threads exist, so that only the computing ones are counted
+    speed = EmulatedSpeed(cpu_quota_cores, computing_threads() if cpu_quota_cores else ())
     groups: dict[tuple[int, int], dist.ProcessGroup] = {}   # (src, dst) -> its group; none: the default
     if dev.type == "cuda":
         torch.cuda.set_device(dev)   # gather_object and barrier use the current device
@@ -130,7 +132,7 @@ def serve(model: torch.nn.Module, example_inputs: tuple, plan: Plan, input_fn: I
         dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timeout)
     try:
         return _serve(model, example_inputs, plan, seat, dev, groups, input_fn, n_inputs, latency_scale,
-                      EmulatedSpeed(cpu_quota_cores), on_step)
+                      speed, on_step)
     finally:
         dist.destroy_process_group()
 
@@ -260,11 +262,14 @@ class EmulatedSpeed:
     one burst, several times sooner than the device would (mlp on an emulated Pi: 0.4 ms for
     1.6 ms of the Pi's time), and pipelined latencies came out short. Waiting out the rest of a
     compute span keeps each input to the device's speed; the quota still bounds the average.
-    The CPU counted is this thread's with one intra-op thread: the sender's and gloo's threads
-    run meanwhile and their work is not the stage's (the profiler, alone in its process, counts
-    the process's). With several intra-op threads it is the process's.
+    The CPU counted is that of the threads that compute: this one and, with several intra-op
+    threads, their pool (`computing_threads`). The sender's and gloo's threads run meanwhile and
+    their work is not the stage's (the profiler, alone in its process, counts the process's);
+    counting the process's made each emulated Pi of a 16-core host (three threads) count its
+    receives as compute, and m5's stages took twice their profile.
     """
     cpu_quota_cores: float | None = None
+    threads: tuple[int, ...] = ()     # native ids of the computing threads; none: just this one
 
     def start(self) -> float:
         return self._cpu() if self.cpu_quota_cores else 0.0
@@ -275,9 +280,26 @@ class EmulatedSpeed:
             if (left := due - time.perf_counter()) > 0:
                 time.sleep(left)
 
-    @staticmethod
-    def _cpu() -> float:
-        return time.thread_time() if torch.get_num_threads() == 1 else time.process_time()
+    def _cpu(self) -> float:
+        if not self.threads:
+            return time.thread_time()
+        return sum(time.clock_gettime(_cpu_clock(tid)) for tid in self.threads)
+
+
+def computing_threads() -> tuple[int, ...]:
+    """This process's threads once its intra-op pool is up (none with one intra-op thread, or
+    off Linux): call it before any thread that does not compute starts."""
+    if torch.get_num_threads() == 1 or not os.path.isdir("/proc/self/task"):
+        return ()
+    with torch.inference_mode():
+        x = torch.ones(256, 256)
+        x @ x                          # starts the pool's threads
+    return tuple(sorted(int(tid) for tid in os.listdir("/proc/self/task")))
+
+
+def _cpu_clock(tid: int) -> int:
+    """Linux's CPU-time clock of thread `tid` of this process (MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED))."""
+    return ((~tid) << 3) | 6
 
 
 class Sender:

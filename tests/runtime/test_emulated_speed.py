@@ -1,4 +1,5 @@
 """The testbed's per-input speed emulation: a stage's compute lasts at least its CPU time over the quota."""
+import threading
 import time
 
 import torch
@@ -33,8 +34,29 @@ def test_without_a_quota_nothing_waits(monkeypatch):
     assert slept == []
 
 
-def test_several_intra_op_threads_count_the_process_cpu(monkeypatch):
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+def test_one_intra_op_thread_counts_this_threads_cpu_only(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert worker.computing_threads() == ()
     monkeypatch.setattr(worker.time, "process_time", lambda: 10.0)
     monkeypatch.setattr(worker.time, "thread_time", lambda: 99.0)
-    assert EmulatedSpeed(cpu_quota_cores=2.0).start() == 10.0
+    assert EmulatedSpeed(cpu_quota_cores=2.0).start() == 99.0
+
+
+def test_several_intra_op_threads_count_the_pools_cpu_but_not_a_thread_started_after():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        pool = worker.computing_threads()
+    finally:
+        torch.set_num_threads(threads)
+    assert threading.get_native_id() in pool and len(pool) >= 2
+    speed = EmulatedSpeed(cpu_quota_cores=1.0, threads=pool)
+    before = speed.start()
+    other = threading.Thread(target=spin, args=(0.05,))    # as gloo's or the sender's thread would
+    other.start()
+    other.join()
+    mid = speed.start()
+    spin(0.05)                                              # the computing thread itself
+    after = speed.start()
+    assert mid - before < 0.02
+    assert after - mid >= 0.05 - 1e-3
