@@ -1,7 +1,11 @@
-"""This process's memory: its resident size, read the one way the runtime and the offload engine
-share, and the allocator settings that keep a loop of forward passes steady."""
+"""This process's memory (its resident size, read the one way the runtime and the offload engine
+share, and the allocator settings that keep a loop of forward passes steady) and the CPU time of
+the threads that compute in it."""
 import ctypes
 import os
+import time
+
+import torch
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3     # glibc's mallopt parameters (malloc.h)
 
@@ -30,3 +34,20 @@ def steady_allocations(mmap_bytes: int = 32 << 20, trim_bytes: int = 128 << 20) 
         return
     libc.mallopt(M_MMAP_THRESHOLD, mmap_bytes)
     libc.mallopt(M_TRIM_THRESHOLD, trim_bytes)
+
+
+def computing_threads() -> tuple[int, ...]:
+    """This process's threads once its intra-op pool is up (none with one intra-op thread, or
+    off Linux): call it before any thread that does not compute (gloo's, a sender's) starts."""
+    if torch.get_num_threads() == 1 or not os.path.isdir("/proc/self/task"):
+        return ()
+    with torch.inference_mode():
+        x = torch.ones(256, 256)
+        x @ x                          # starts the pool's threads
+    return tuple(sorted(int(tid) for tid in os.listdir("/proc/self/task")))
+
+
+def threads_cpu_s(tids: tuple[int, ...]) -> tuple[float, ...]:
+    """Each thread's CPU time so far, read from Linux's per-thread CPU clock
+    (MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)), which reaches threads Python did not start."""
+    return tuple(time.clock_gettime(((~tid) << 3) | 6) for tid in tids)

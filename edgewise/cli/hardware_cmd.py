@@ -151,7 +151,7 @@ def profile(
     from edgewise.cost.roofline import op_class
     from edgewise.hardware import profiler
     from edgewise.hardware.profile_db import ProfileDB, default_db_path
-    from edgewise.proc import steady_allocations
+    from edgewise.proc import computing_threads, steady_allocations
 
     if testbed_device is not None:
         from edgewise.testbed.profiling import profile_in_testbed
@@ -180,7 +180,7 @@ def profile(
                     tasks[phase] = bar.add_task(phase, total=total)
                 bar.update(tasks[phase], completed=done)
 
-            clock = profiler.Clock(cpu_quota)
+            clock = profiler.Clock(cpu_quota, computing_threads() if cpu_quota else ())
             run, rows = profiler.profile_device(dev, op_class, quick, repeats or (3 if quick else 10), target,
                                                 command=" ".join(["edgewise", *sys.argv[1:]]), progress=progress,
                                                 clock=clock)

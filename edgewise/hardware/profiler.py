@@ -24,6 +24,7 @@ from torch.utils._pytree import tree_leaves
 from edgewise.errors import EdgewiseError
 from edgewise.graph.opgraph import Op, OpGraph
 from edgewise.hardware.profile_db import Measurement, Run
+from edgewise.proc import threads_cpu_s
 
 # Matmul sizes (n for n x n @ n x n) and copy sizes per mode: --quick finishes in seconds on a
 # small CPU; the full sweep covers the sizes where throughput saturates on CPUs and on GPUs.
@@ -147,16 +148,31 @@ class Clock:
 
     Wall time by default. Inside a cgroup CPU quota (the testbed's emulated devices) wall time
     is jagged: a call runs at the host's full speed until the period's quota is spent, then
-    stalls. There the profiler reads the process's CPU time instead and divides it by the quota
-    (in cores), which is the emulated device's time without the periods' jitter.
+    stalls. There the profiler reads CPU time instead and divides it by the quota (in cores),
+    which is the emulated device's time without the periods' jitter, but takes no less than the
+    busiest thread's CPU time: one thread cannot use more than one core, so an op that runs on
+    one thread of a several-core quota takes its own CPU time (an emulated Pi of three cores
+    profiled m5's ops at a third of what they took in runs). With `threads` (several intra-op
+    threads: proc.computing_threads) it reads each one's CPU time, else the process's.
     """
     cpu_quota_cores: float | None = None
+    threads: tuple[int, ...] = ()
 
-    def now(self) -> float:
-        return time.process_time() if self.cpu_quota_cores else time.perf_counter()
+    def now(self) -> tuple[float, ...]:
+        if not self.cpu_quota_cores:
+            return (time.perf_counter(),)
+        return threads_cpu_s(self.threads) if self.threads else (time.process_time(),)
 
-    def seconds(self, elapsed: float) -> float:
-        return elapsed / self.cpu_quota_cores if self.cpu_quota_cores else elapsed
+    def since(self, start: tuple[float, ...]) -> float:
+        """This clock's seconds from `start` (an earlier `now()`) until now."""
+        spent = [b - a for a, b in zip(start, self.now())]
+        if not self.cpu_quota_cores:
+            return spent[0]
+        return max(sum(spent) / self.cpu_quota_cores, max(spent))
+
+    def seconds(self, cpu_s: float) -> float:
+        """The seconds that `cpu_s` of one thread's CPU time take under this clock's quota."""
+        return max(cpu_s / self.cpu_quota_cores, cpu_s) if self.cpu_quota_cores else cpu_s
 
 
 WALL = Clock()
@@ -174,7 +190,7 @@ def median_time_s(call: Callable[[], Any], dev: torch.device, repeats: int, warm
         t0 = clock.now()
         call()
         sync()
-        times.append(clock.seconds(clock.now() - t0))
+        times.append(clock.since(t0))
     return statistics.median(times)
 
 
@@ -219,7 +235,7 @@ class _OpTimer(torch.fx.Interpreter):
         t0 = self.clock.now()
         out = n.target(*args, **kwargs)
         self.sync()
-        self.times[n.name].append(self.clock.seconds(self.clock.now() - t0))
+        self.times[n.name].append(self.clock.since(t0))
         if n.name not in self.io:
             self.io[n.name] = ([x for x in tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)],
                                tree_leaves(out))

@@ -202,7 +202,7 @@ def _input_cost(clock: Clock, fn: Callable[[int], tuple], n: int) -> float:
     for k in range(n):
         t0 = clock.now()
         fn(k)
-        samples.append(clock.seconds(clock.now() - t0))
+        samples.append(clock.since(t0))
     return statistics.median(samples)
 
 

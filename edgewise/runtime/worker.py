@@ -30,7 +30,7 @@ from edgewise.cost.runtime import NOTE_BYTES, SEND_QUEUE
 from edgewise.errors import EdgewiseError
 from edgewise.plan.schema import Plan
 from edgewise.plan.window import note_admitting, sends_note
-from edgewise.proc import rss_bytes
+from edgewise.proc import computing_threads, rss_bytes, threads_cpu_s
 from edgewise.runtime.partition import run_stage, split, to_device
 from edgewise.runtime.topology import Seat, inputs_of, pairs, rank_for, seats
 from edgewise.runtime.wire import pack, unpack, wire_specs
@@ -283,23 +283,7 @@ class EmulatedSpeed:
     def _cpu(self) -> float:
         if not self.threads:
             return time.thread_time()
-        return sum(time.clock_gettime(_cpu_clock(tid)) for tid in self.threads)
-
-
-def computing_threads() -> tuple[int, ...]:
-    """This process's threads once its intra-op pool is up (none with one intra-op thread, or
-    off Linux): call it before any thread that does not compute starts."""
-    if torch.get_num_threads() == 1 or not os.path.isdir("/proc/self/task"):
-        return ()
-    with torch.inference_mode():
-        x = torch.ones(256, 256)
-        x @ x                          # starts the pool's threads
-    return tuple(sorted(int(tid) for tid in os.listdir("/proc/self/task")))
-
-
-def _cpu_clock(tid: int) -> int:
-    """Linux's CPU-time clock of thread `tid` of this process (MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED))."""
-    return ((~tid) << 3) | 6
+        return sum(threads_cpu_s(self.threads))
 
 
 class Sender:

@@ -97,6 +97,19 @@ def test_cpu_clock_counts_work_not_waiting_and_divides_by_the_quota():
     assert profiler.median_time_s(spin, dev, repeats=5, clock=clock) == pytest.approx(4 * wall, rel=0.5)
 
 
+def test_under_a_quota_of_several_cores_one_thread_still_takes_its_own_cpu_time(monkeypatch):
+    readings = iter([(0.0, 0.0), (0.03, 0.0), (0.0, 0.0), (0.03, 0.03)])
+    monkeypatch.setattr(profiler, "threads_cpu_s", lambda tids: next(readings))
+    clock = profiler.Clock(cpu_quota_cores=3.0, threads=(1, 2))
+    # one of two threads busy: no faster than that thread (a third of it over 3 cores would be 10 ms)
+    assert clock.since(clock.now()) == pytest.approx(0.03)
+    # both busy: still the busiest one's, as 60 ms over 3 cores is less
+    assert clock.since(clock.now()) == pytest.approx(0.03)
+    assert profiler.Clock(cpu_quota_cores=0.5).seconds(0.01) == pytest.approx(0.02)
+    assert profiler.Clock(cpu_quota_cores=4.0).seconds(0.01) == pytest.approx(0.01)
+    assert profiler.Clock().seconds(0.01) == 0.01
+
+
 @pytest.mark.parametrize("forward_s", [1.0, 1e-9])     # the Python between ops shared out; timer overhead scaled away
 def test_op_rows_add_up_to_the_whole_forward(monkeypatch, forward_s):
     model, inputs = Tiny().eval(), (torch.randn(2, 3, 8, 8),)

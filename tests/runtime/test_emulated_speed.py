@@ -4,6 +4,7 @@ import time
 
 import torch
 
+from edgewise.proc import computing_threads
 from edgewise.runtime import worker
 from edgewise.runtime.worker import EmulatedSpeed
 
@@ -36,7 +37,7 @@ def test_without_a_quota_nothing_waits(monkeypatch):
 
 def test_one_intra_op_thread_counts_this_threads_cpu_only(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    assert worker.computing_threads() == ()
+    assert computing_threads() == ()
     monkeypatch.setattr(worker.time, "process_time", lambda: 10.0)
     monkeypatch.setattr(worker.time, "thread_time", lambda: 99.0)
     assert EmulatedSpeed(cpu_quota_cores=2.0).start() == 99.0
@@ -46,7 +47,7 @@ def test_several_intra_op_threads_count_the_pools_cpu_but_not_a_thread_started_a
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        pool = worker.computing_threads()
+        pool = computing_threads()
     finally:
         torch.set_num_threads(threads)
     assert threading.get_native_id() in pool and len(pool) >= 2
