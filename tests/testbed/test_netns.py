@@ -109,13 +109,15 @@ def test_second_up_clears_leftovers(fleet):
 
 def test_unthrottled_launch_is_behind_the_links_but_outside_the_quota(fleet):
     _, lay = fleet
-    show = [sys.executable, "-c", "import socket, sys; print(open('/proc/self/cgroup').read()); "
+    show = [sys.executable, "-c", "import os, socket, sys; print(open('/proc/self/cgroup').read()); "
+            "print('omp', os.environ.get('OMP_WAIT_POLICY')); "
             "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect(('198.18.0.2', 9)); print(s.getsockname()[0])"]
     throttled = subprocess.run(netns.launch_argv(lay, "a", show), capture_output=True, text=True, check=True).stdout
     free = subprocess.run(netns.launch_argv(lay, "a", show, throttled=False), capture_output=True, text=True, check=True).stdout
     address = lay.slot("a").address
     assert throttled.split()[-1] == free.split()[-1] == address
     assert "edgewise/" in throttled and "edgewise/" not in free
+    assert "omp PASSIVE" in throttled      # under the quota, OpenMP's workers must not spin it away
     # and teardown still finds it, by its namespace
     stray = subprocess.Popen(netns.launch_argv(lay, "b", [sys.executable, "-c", "import time; time.sleep(600)"], throttled=False))
     time.sleep(0.3)
