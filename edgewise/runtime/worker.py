@@ -264,9 +264,9 @@ class EmulatedSpeed:
     compute span keeps each input to the device's speed; the quota still bounds the average.
     The CPU counted is that of the threads that compute: this one and, with several intra-op
     threads, their pool (`computing_threads`). The sender's and gloo's threads run meanwhile and
-    their work is not the stage's (the profiler, alone in its process, counts the process's);
-    counting the process's made each emulated Pi of a 16-core host (three threads) count its
-    receives as compute, and m5's stages took twice their profile.
+    their work is not the stage's (the profiler, alone in its process, counts the process's):
+    the process's CPU would count a device's receives, which the simulator charges apart, as
+    compute as well.
     """
     cpu_quota_cores: float | None = None
     threads: tuple[int, ...] = ()     # native ids of the computing threads; none: just this one

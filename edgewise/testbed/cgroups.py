@@ -20,7 +20,7 @@ CONTROLLERS = ("cpu", "cpuset")
 
 
 @dataclass(frozen=True)
-class Device:
+class DeviceCgroup:
     """One device's cgroup settings."""
     name: str
     quota_us: int
@@ -44,13 +44,13 @@ class Hierarchy:
         """Where a pid is written to put that process in device `name`'s cgroups."""
         return [top / name / ("tasks" if self.version == 1 else "cgroup.procs") for top in self.tops]
 
-    def make(self, devices: list[Device]) -> None:
+    def make(self, devices: list[DeviceCgroup]) -> None:
         if self.version == 1:
             self._make_v1(devices)
         else:
             self._make_v2(devices)
 
-    def _make_v1(self, devices: list[Device]) -> None:
+    def _make_v1(self, devices: list[DeviceCgroup]) -> None:
         cpu, cpuset = self.tops
         cpu.mkdir(exist_ok=True)
         cpuset.mkdir(exist_ok=True)
@@ -65,7 +65,7 @@ class Hierarchy:
             write_file(str(cpuset / d.name / "cpuset.cpus"), ",".join(map(str, d.cpus)))
             write_file(str(cpuset / d.name / "cpuset.mems"), (cpuset / "cpuset.mems").read_text().strip())
 
-    def _make_v2(self, devices: list[Device]) -> None:
+    def _make_v2(self, devices: list[DeviceCgroup]) -> None:
         (top,) = self.tops
         enable = " ".join(f"+{c}" for c in CONTROLLERS)
         write_file(str(self.root / "cgroup.subtree_control"), enable)

@@ -134,8 +134,8 @@ def launch_argv(layout: Layout, node: str, argv: list[str], throttled: bool = Tr
     in its namespace only, behind its links but at the host's speed).
 
     Under a quota, OpenMP's workers must sleep rather than spin while they wait for work: a
-    device of several threads spent its quota spinning between small ops and was throttled
-    (mlp on pi-fleet, each Pi two threads on a 16-core host: 561 inputs/s against 5,234 predicted)."""
+    device of several threads spent its quota spinning between small ops (an m5 stage on two
+    threads under a 1.385-core quota: 0.83 ms of CPU a step spinning, 0.27 sleeping)."""
     slot = layout.slot(node)
     if not throttled:
         return ["ip", "netns", "exec", slot.netns, *argv]
@@ -210,7 +210,7 @@ def _make_cgroups(layout: Layout) -> None:
     devices = []
     for slot in layout.slots:
         period = cfs_period_us(slot.cpu_quota_cores)
-        devices.append(cgroups.Device(name=slot.netns.removeprefix(PREFIX), period_us=period, cpus=slot.cpus,
+        devices.append(cgroups.DeviceCgroup(name=slot.netns.removeprefix(PREFIX), period_us=period, cpus=slot.cpus,
                                       quota_us=max(MIN_QUOTA_US, int(slot.cpu_quota_cores * period))))
     _hierarchy().make(devices)
 

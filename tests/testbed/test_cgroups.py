@@ -1,10 +1,10 @@
 """The testbed's cgroups in either hierarchy, written into a stand-in for /sys/fs/cgroup (the
 real one is exercised by test_netns.py on whichever this host has)."""
 from edgewise.testbed import cgroups
-from edgewise.testbed.cgroups import Device, Hierarchy, host_hierarchy
+from edgewise.testbed.cgroups import DeviceCgroup, Hierarchy, host_hierarchy
 
-PI = Device(name="d0", quota_us=1430, period_us=5000, cpus=(1,))
-JETSON = Device(name="d1", quota_us=8570, period_us=10000, cpus=(0, 1))
+PI = DeviceCgroup(name="d0", quota_us=1430, period_us=5000, cpus=(1,))
+JETSON = DeviceCgroup(name="d1", quota_us=8570, period_us=10000, cpus=(0, 1))
 
 
 def test_v1_is_found_by_its_controller_folders_and_v2_by_the_controllers_it_offers(tmp_path):
