@@ -210,8 +210,9 @@ def _make_cgroups(layout: Layout) -> None:
     devices = []
     for slot in layout.slots:
         period = cfs_period_us(slot.cpu_quota_cores)
-        devices.append(cgroups.DeviceCgroup(name=slot.netns.removeprefix(PREFIX), period_us=period, cpus=slot.cpus,
-                                      quota_us=max(MIN_QUOTA_US, int(slot.cpu_quota_cores * period))))
+        devices.append(cgroups.DeviceCgroup(
+            name=slot.netns.removeprefix(PREFIX), period_us=period, cpus=slot.cpus,
+            quota_us=max(MIN_QUOTA_US, int(slot.cpu_quota_cores * period))))
     _hierarchy().make(devices)
 
 
