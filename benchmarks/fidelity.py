@@ -79,7 +79,7 @@ def main() -> None:
         for cname in a.clusters.split(","):
             cluster = load_cluster(cname)
             # each device type's ops in each cluster: its slot there (quota, period, neighbours) shapes them
-            for kind, node in {n.device.name: n.name for n in cluster.nodes}.items():
+            for kind, node in device_types(cluster).items():
                 profile_in_testbed(cluster, node, model, quick=True, repeats=5, db=None,
                                    runtime=(cname, kind) not in runtime_measured)
                 runtime_measured.add((cname, kind))
@@ -104,6 +104,11 @@ def main() -> None:
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "plan"}), file=sys.stderr, flush=True)
         write_atomic(a.out, json.dumps(summary(rows, a), indent=2))
     print(json.dumps({k: v for k, v in summary(rows, a).items() if k != "rows"}))
+
+
+def device_types(cluster) -> dict[str, str]:
+    """One node of each device type in `cluster` (what is measured inside the testbed), by type."""
+    return {n.device.name: n.name for n in cluster.nodes}
 
 
 def warmup_of(n: int) -> int:
@@ -154,7 +159,7 @@ def repredict(path: Path, a) -> None:
         torch.set_num_threads(1)
         for cname in dict.fromkeys(row["cluster"] for row in rows):
             cluster = load_cluster(cname)
-            for kind, node in {n.device.name: n.name for n in cluster.nodes}.items():
+            for kind, node in device_types(cluster).items():
                 measure_runtime_in_testbed(cluster, node, db=None)
                 print(f"runtime costs measured again: {kind} in {cname}", file=sys.stderr, flush=True)
     for row in rows:

@@ -10,8 +10,8 @@ elsewhere). Receiving a message costs the device its CPU right after that input'
 its next: gloo's thread takes the message in while the worker waits or computes, and the
 worker starts computing as soon as it has arrived (mlp on edge-fleet: a Pi began 0.25 ms after
 the message's 3 ms link latency, while its measured receive cost is 1.4 ms), so that cost holds
-the device but not the input. Sending a
-cut also occupies its channel (a private link's direction, or the whole shared medium, which every transfer on it queues for) for bytes /
+the device but not the input. Sending a cut also occupies its channel (a private link's
+direction, or the whole shared medium, which every transfer on it queues for) for bytes /
 bandwidth and reaches the receiver a propagation latency later. Inputs arrive on stage 0's
 first device, which forwards the other replicas' inputs. Back-pressure is the runtime's: a
 message moves only once its receiver asks for it (when it starts its previous step), and a

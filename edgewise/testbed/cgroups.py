@@ -40,9 +40,14 @@ class Hierarchy:
             return [self.root / c / TOP for c in CONTROLLERS]
         return [self.root / TOP]
 
+    @property
+    def procs(self) -> str:
+        """The file of a cgroup that lists (and takes) its processes."""
+        return "tasks" if self.version == 1 else "cgroup.procs"
+
     def procs_files(self, name: str) -> list[Path]:
         """Where a pid is written to put that process in device `name`'s cgroups."""
-        return [top / name / ("tasks" if self.version == 1 else "cgroup.procs") for top in self.tops]
+        return [top / name / self.procs for top in self.tops]
 
     def make(self, devices: list[DeviceCgroup]) -> None:
         if self.version == 1:
@@ -82,8 +87,7 @@ class Hierarchy:
         for top in self.tops:
             if top.is_dir():
                 for sub in sorted(p for p in top.iterdir() if p.is_dir()):
-                    procs = sub / ("tasks" if self.version == 1 else "cgroup.procs")
-                    out.append((sub, [int(p) for p in procs.read_text().split()]))
+                    out.append((sub, [int(p) for p in (sub / self.procs).read_text().split()]))
         return out
 
 
