@@ -23,6 +23,7 @@ from torch.utils._pytree import tree_leaves
 
 from edgewise.errors import EdgewiseError
 from edgewise.graph.opgraph import Op, OpGraph
+from edgewise.graph.stages import export_module, run_stage, split_graph
 from edgewise.hardware.profile_db import Measurement, Run
 from edgewise.proc import threads_cpu_s
 
@@ -206,10 +207,9 @@ def export_for_timing(model: torch.nn.Module, example_inputs: tuple, dev: torch.
     model = model.to(dev).eval()
     inputs = tuple(x.to(dev) if isinstance(x, torch.Tensor) else x for x in example_inputs)
     try:
-        gm = torch.export.export(model, inputs, strict=False).module()
-    except Exception as e:  # torch raises many types; the user needs the first line
-        raise EdgewiseError(f"profile: torch.export failed, so ops cannot be timed: {str(e).splitlines()[0]}") from e
-    return gm, inputs
+        return export_module(model, inputs), inputs
+    except EdgewiseError as e:
+        raise EdgewiseError(f"profile: {e} (so ops cannot be timed)") from e
 
 
 class _OpTimer(torch.fx.Interpreter):
@@ -247,10 +247,10 @@ def time_ops(gm: torch.fx.GraphModule, inputs: tuple, graph: OpGraph, dev: torch
              on_op: Callable[[str], None] | None = None, clock: Clock = WALL) -> list[Measurement]:
     """One row per op of `graph` (traced from the same model), in graph order; `on_op(name)` after each.
 
-    The graph runs `repeats` times after a warm-up pass and each op keeps its median. The plain
-    forward is timed as well, and what it spends beyond the ops (the graph's Python between
-    them, which the runtime pays too) is shared out evenly over the ops, so the rows add up to
-    the forward's time. FLOPs, bytes and kind come from the OpGraph, so the rows describe exactly
+    The graph runs `repeats` times after a warm-up pass and each op keeps its median. The
+    forward is timed as well, as a worker runs a one-stage plan (graph/stages.py), and what it
+    spends beyond the ops (the graph's Python between them, which the runtime pays too) is
+    shared out evenly over the ops, so the rows add up to the forward's time. FLOPs, bytes and kind come from the OpGraph, so the rows describe exactly
     the ops the planner costs. `classify` maps an op kind to its cost class (cost.roofline.op_class,
     passed in because the cost layer sits below this one).
     """
@@ -266,7 +266,10 @@ def time_ops(gm: torch.fx.GraphModule, inputs: tuple, graph: OpGraph, dev: torch
             timer.run(*inputs)
             if done == 0:       # the warm-up pass: allocator and caches settle
                 timer.times = {name: [] for name in timer.ops}
-        forward_s = median_time_s(lambda: gm(*inputs), dev, repeats, warmup=0, clock=clock)
+        whole = split_graph(gm, gm, lambda node: 0, 1)
+        env = dict(zip(whole.inputs, inputs))
+        forward_s = median_time_s(lambda: run_stage(whole.stages[0], env, whole.params), dev, repeats,
+                                  clock=clock)
     medians = {name: statistics.median(ts) for name, ts in timer.times.items()}
     glue = (forward_s - sum(medians.values())) / max(1, len(medians))
     if glue < 0:    # timer overhead made the ops look slower than the whole: scale them down instead

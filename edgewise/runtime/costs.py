@@ -45,7 +45,7 @@ from edgewise.plan.schema import Plan, Stage
 from edgewise.proc import steady_allocations
 from edgewise.runtime.inputs import input_source
 from edgewise.runtime.launch import free_port
-from edgewise.runtime.partition import export_module
+from edgewise.graph.stages import export_module
 from edgewise.runtime.worker import SeatRecord, serve
 
 SIZES = (4 << 10, 256 << 10)       # bytes per message: one where the fixed cost rules, one for the per-byte cost

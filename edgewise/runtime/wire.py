@@ -12,7 +12,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from edgewise.errors import EdgewiseError
-from edgewise.runtime.partition import StagedModel, run_stage
+from edgewise.graph.stages import StagedModel, run_stage
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,11 @@ import torch.distributed as dist
 
 from edgewise.cost.runtime import NOTE_BYTES, SEND_QUEUE
 from edgewise.errors import EdgewiseError
+from edgewise.graph.stages import run_stage
 from edgewise.plan.schema import Plan
 from edgewise.plan.window import note_admitting, sends_note
-from edgewise.proc import computing_threads, rss_bytes, threads_cpu_s
-from edgewise.runtime.partition import run_stage, split, to_device
+from edgewise.proc import computing_threads, exact_timers, rss_bytes, sleep_until, threads_cpu_s
+from edgewise.runtime.partition import split, to_device
 from edgewise.runtime.topology import Seat, inputs_of, pairs, rank_for, seats
 from edgewise.runtime.wire import pack, unpack, wire_specs
 
@@ -115,6 +116,7 @@ def serve(model: torch.nn.Module, example_inputs: tuple, plan: Plan, input_fn: I
     seat = table[rank]
     dev = local_device(device)
     timeout = timedelta(seconds=timeout_s)
+    exact_timers()   # before any thread starts, which inherits it: waits out compute and link latency
     # before gloo's and the sender's threads exist, so that only the computing ones are counted
     speed = EmulatedSpeed(cpu_quota_cores, computing_threads() if cpu_quota_cores else ())
     groups: dict[tuple[int, int], dist.ProcessGroup] = {}   # (src, dst) -> its group; none: the default
@@ -276,9 +278,7 @@ class EmulatedSpeed:
 
     def wait_out(self, began: float, started_cpu: float) -> None:
         if self.cpu_quota_cores:
-            due = began + (self._cpu() - started_cpu) / self.cpu_quota_cores
-            if (left := due - time.perf_counter()) > 0:
-                time.sleep(left)
+            sleep_until(began + (self._cpu() - started_cpu) / self.cpu_quota_cores)
 
     def _cpu(self) -> float:
         if not self.threads:
@@ -327,9 +327,7 @@ class Sender:
                 stream = torch.cuda.Stream(self.dev)
             while (item := self.q.get()) is not None:
                 k, buf, packed, dst, group, due = item
-                wait = due - time.perf_counter()
-                if wait > 0:
-                    time.sleep(wait)
+                sleep_until(due)
                 if stream is None:
                     dist.send(buf, dst=dst, tag=k, group=group)
                 else:

@@ -9,7 +9,8 @@ from torch import nn
 from edgewise.errors import EdgewiseError
 from edgewise.hardware.cluster import Cluster, Device, Node
 from edgewise.plan.schema import Plan, Stage
-from edgewise.runtime.partition import export_module, run_stage, split, to_device
+from edgewise.graph.stages import export_module, run_stage
+from edgewise.runtime.partition import split, to_device
 from edgewise.runtime.wire import pack, unpack, wire_specs
 from edgewise.zoo import llm
 

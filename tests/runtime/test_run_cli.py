@@ -13,7 +13,7 @@ import torch
 from edgewise.hardware.cluster import Cluster, Device, Node
 from edgewise.plan.schema import Plan, Stage
 from edgewise.runtime.inputs import random_input
-from edgewise.runtime.partition import export_module
+from edgewise.graph.stages import export_module
 from edgewise.zoo.spec import load_model
 
 DEV = Device(name="pi", peak_flops_per_s={"float32": 1e10}, memory_bytes=1 << 30,
