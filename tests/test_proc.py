@@ -2,6 +2,7 @@
 freed one is kept for the next input, rather than from pages mapped for it and unmapped after."""
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -33,3 +34,25 @@ def mapped_blocks(mode: str) -> int:
 def test_steady_allocations_serve_activation_sized_blocks_from_the_heap():
     assert mapped_blocks("default") == 1    # over glibc's first threshold (128 KiB): a mapping of its own
     assert mapped_blocks("steady") == 0
+
+
+def test_sleep_until_sleeps_all_but_the_spin_and_never_returns_early(monkeypatch):
+    from edgewise import proc
+    slept = []
+    monkeypatch.setattr(proc.time, "sleep", lambda s: slept.append(s))   # the spin then waits it all out
+    due = time.perf_counter() + 0.02
+    proc.sleep_until(due)
+    assert time.perf_counter() >= due
+    assert slept and abs(slept[0] - (0.02 - proc.SPIN_S)) < 0.005
+    slept.clear()
+    proc.sleep_until(time.perf_counter() - 1.0)     # already due: no sleep at all
+    assert slept == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux timer slack")
+def test_exact_timers_drop_this_threads_timer_slack():
+    code = ("import ctypes; from edgewise.proc import exact_timers, PR_SET_TIMERSLACK; exact_timers(); "
+            "print(ctypes.CDLL(None).prctl(PR_SET_TIMERSLACK + 1, 0, 0, 0, 0))")   # PR_GET_TIMERSLACK
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == 1

@@ -57,6 +57,19 @@ def test_one_row_per_op_named_as_in_the_opgraph():
     assert any(m.op_class == "matmul" and m.flops == 2 * 2 * 288 * 4 for m in rows)
 
 
+def test_the_forward_is_timed_as_a_worker_runs_it_not_through_the_exported_modules_checks():
+    model, inputs = Tiny().eval(), (torch.randn(2, 3, 8, 8),)
+    graph = trace(model, inputs, "tiny")
+    dev = torch.device("cpu")
+    gm, dev_inputs = profiler.export_for_timing(model, inputs, dev)
+
+    def refuse(*_):
+        raise AssertionError("the exported module's own forward (input checks, pytrees) was timed")
+    gm.register_forward_pre_hook(refuse)
+    rows = profiler.time_ops(gm, dev_inputs, graph, dev, op_class, repeats=3)
+    assert len(rows) == len(graph.ops) and all(m.time_s > 0 for m in rows)
+
+
 def test_unexportable_model_and_bad_device_are_one_line_errors():
     class Branchy(torch.nn.Module):
         def forward(self, x):
