@@ -10,8 +10,9 @@ import torch
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3     # glibc's mallopt parameters (malloc.h)
 PR_SET_TIMERSLACK = 29                          # prctl's option (linux/prctl.h)
 # A sleep ends this long before it is due and the rest is spun: a woken thread runs some tens of
-# µs after its timer fires (35 µs median on the 2-core VM with no timer slack, 85 with Linux's
-# default 50 µs slack), which a device that sleeps out every step would add to every step.
+# µs after its timer fires (on the 2-core VM a 200 µs sleep ended 35 to 42 µs late, median, with
+# no timer slack and 85 µs with Linux's default 50 µs), which a device that sleeps out every
+# step would add to every step.
 SPIN_S = 50e-6
 
 

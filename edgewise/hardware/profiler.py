@@ -250,8 +250,8 @@ def time_ops(gm: torch.fx.GraphModule, inputs: tuple, graph: OpGraph, dev: torch
     The graph runs `repeats` times after a warm-up pass and each op keeps its median. The
     forward is timed as well, as a worker runs a one-stage plan (graph/stages.py), and what it
     spends beyond the ops (the graph's Python between them, which the runtime pays too) is
-    shared out evenly over the ops, so the rows add up to the forward's time. FLOPs, bytes and kind come from the OpGraph, so the rows describe exactly
-    the ops the planner costs. `classify` maps an op kind to its cost class (cost.roofline.op_class,
+    shared out evenly over the ops, so the rows add up to the forward's time. FLOPs, bytes and
+    kind come from the OpGraph, so the rows describe exactly the ops the planner costs. `classify` maps an op kind to its cost class (cost.roofline.op_class,
     passed in because the cost layer sits below this one).
     """
     if graph.level != "op":
@@ -266,7 +266,7 @@ def time_ops(gm: torch.fx.GraphModule, inputs: tuple, graph: OpGraph, dev: torch
             timer.run(*inputs)
             if done == 0:       # the warm-up pass: allocator and caches settle
                 timer.times = {name: [] for name in timer.ops}
-        whole = split_graph(gm, gm, lambda node: 0, 1)
+        whole = split_graph(gm, gm, lambda node: 0)
         env = dict(zip(whole.inputs, inputs))
         forward_s = median_time_s(lambda: run_stage(whole.stages[0], env, whole.params), dev, repeats,
                                   clock=clock)

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from edgewise.errors import EdgewiseError
+from edgewise.graph.stages import export_module
 from edgewise.hardware.catalogue import builtin_devices
 from edgewise.hardware.cluster import Cluster, Node
 from edgewise.hardware.profile_db import Measurement
@@ -45,7 +46,6 @@ from edgewise.plan.schema import Plan, Stage
 from edgewise.proc import steady_allocations
 from edgewise.runtime.inputs import input_source
 from edgewise.runtime.launch import free_port
-from edgewise.graph.stages import export_module
 from edgewise.runtime.worker import SeatRecord, serve
 
 SIZES = (4 << 10, 256 << 10)       # bytes per message: one where the fixed cost rules, one for the per-byte cost

@@ -35,7 +35,10 @@ def stage_of_nodes(gm: fx.GraphModule, plan: Plan) -> dict[str, int]:
 def split(model: torch.nn.Module, example_inputs: tuple, plan: Plan) -> StagedModel:
     gm = export_module(model, example_inputs)
     stage = stage_of_nodes(gm, plan)
-    return split_graph(gm, model, lambda node: stage[node.name], len(plan.stages))
+    staged = split_graph(gm, model, lambda node: stage[node.name])
+    if len(staged.stages) != len(plan.stages):
+        raise EdgewiseError(f"plan has {len(plan.stages)} stages but only {len(staged.stages)} hold any op")
+    return staged
 
 
 def to_device(st: StageProgram, device: torch.device) -> None:

@@ -7,9 +7,9 @@ from hypothesis import given, settings, strategies as st
 from torch import nn
 
 from edgewise.errors import EdgewiseError
+from edgewise.graph.stages import export_module, run_stage
 from edgewise.hardware.cluster import Cluster, Device, Node
 from edgewise.plan.schema import Plan, Stage
-from edgewise.graph.stages import export_module, run_stage
 from edgewise.runtime.partition import split, to_device
 from edgewise.runtime.wire import pack, unpack, wire_specs
 from edgewise.zoo import llm

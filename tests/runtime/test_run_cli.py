@@ -10,10 +10,10 @@ import sys
 import pytest
 import torch
 
+from edgewise.graph.stages import export_module
 from edgewise.hardware.cluster import Cluster, Device, Node
 from edgewise.plan.schema import Plan, Stage
 from edgewise.runtime.inputs import random_input
-from edgewise.graph.stages import export_module
 from edgewise.zoo.spec import load_model
 
 DEV = Device(name="pi", peak_flops_per_s={"float32": 1e10}, memory_bytes=1 << 30,
