@@ -31,14 +31,24 @@ from pathlib import Path
 
 import torch
 
-from edgewise.cli.plan_cmd import bound_in_flight, cost_model, simulate_plan, trace_model
+from edgewise.cli.plan_cmd import (
+    bound_in_flight,
+    cost_model,
+    simulate_plan,
+    trace_model,
+)
 from edgewise.files import write_atomic
 from edgewise.hardware.cluster_io import load_cluster
 from edgewise.plan.planners import PLANNERS
 from edgewise.plan.schema import Plan
 from edgewise.testbed.commands import can_emulate
 from edgewise.testbed.drive import run_plan
-from edgewise.testbed.profiling import measure_runtime_in_testbed, profile_in_testbed, testbed_cost_model
+from edgewise.testbed.profiling import (
+    measure_runtime_in_testbed,
+    profile_in_testbed,
+    testbed_cost_model,
+)
+from edgewise.zoo.spec import saved_program
 
 MODELS = "zoo:resnet18,zoo:mobilenet_v2,zoo:mlp,zoo:m5,zoo:unet,zoo:mlp_mixer"
 CLUSTERS = "edge-fleet,pi-fleet,slow-link"
@@ -74,36 +84,44 @@ def main() -> None:
     rows = []
     runtime_measured: set[tuple[str, str]] = set()      # (cluster, device type): costs depend on the slice of a core
     for model in a.models.split(","):
-        graph = trace_model(model)
-        pairs = []
-        for cname in a.clusters.split(","):
-            cluster = load_cluster(cname)
-            # each device type's ops in each cluster: its slot there (quota, period, neighbours) shapes them
-            for kind, node in device_types(cluster).items():
-                profile_in_testbed(cluster, node, model, quick=True, repeats=5, db=None,
-                                   runtime=(cname, kind) not in runtime_measured)
-                runtime_measured.add((cname, kind))
-            base = cost_model(cluster)
-            profiled_cost = testbed_cost_model(cluster, base, model)
-            # the bound on inputs in flight fitted with what was measured, as a user who profiled gets it
-            plan = bound_in_flight(PLANNERS["edgewise"](graph, cluster, "throughput", base, 1), graph, profiled_cost)
-            # enough inputs that the measured window spans seconds of the cluster's time
-            guess = simulate_plan(plan, graph, 64, None, None, profiled_cost).throughput_per_s
-            n = max(a.inputs, min(a.max_inputs, math.ceil(a.seconds * guess)))
-            pairs.append((cname, plan, n, base, profiled_cost, []))
-        # Each plan runs `--runs` times, in rounds over the clusters, so that the host's changes of
-        # speed over minutes fall on different runs of a plan rather than all on one.
-        for _ in range(a.runs):
-            for _, plan, n, _, _, runs in pairs:
-                runs.append(run_once(plan, n))
-        for cname, plan, n, base, profiled_cost, runs in pairs:
-            rows.append({"model": model, "cluster": cname, "stages": [s.devices for s in plan.stages],
-                         "plan": json.loads(plan.to_json()), "inputs": n, "warmup": warmup_of(n),
-                         "dilation": runs[0]["dilation"], "runs": runs, "measured": median_run(runs)})
-            rows[-1].update(predict(rows[-1], graph, plan, base, profiled_cost))
-            print(json.dumps({k: v for k, v in rows[-1].items() if k != "plan"}), file=sys.stderr, flush=True)
+        with saved_program(model) as program:      # once per model, for every device's wake-up cost
+            rows += model_rows(model, program, a, runtime_measured)
         write_atomic(a.out, json.dumps(summary(rows, a), indent=2))
     print(json.dumps({k: v for k, v in summary(rows, a).items() if k != "rows"}))
+
+
+def model_rows(model: str, program: str, a, runtime_measured: set[tuple[str, str]]) -> list[dict]:
+    """`model`'s plan on each cluster: its devices profiled inside the testbed, then run `a.runs` times."""
+    rows = []
+    graph = trace_model(model)
+    pairs = []
+    for cname in a.clusters.split(","):
+        cluster = load_cluster(cname)
+        # each device type's ops in each cluster: its slot there (quota, period, neighbours) shapes them
+        for kind, node in device_types(cluster).items():
+            profile_in_testbed(cluster, node, model, quick=True, repeats=5, db=None,
+                               runtime=(cname, kind) not in runtime_measured, program=program)
+            runtime_measured.add((cname, kind))
+        base = cost_model(cluster)
+        profiled_cost = testbed_cost_model(cluster, base, model)
+        # the bound on inputs in flight fitted with what was measured, as a user who profiled gets it
+        plan = bound_in_flight(PLANNERS["edgewise"](graph, cluster, "throughput", base, 1), graph, profiled_cost)
+        # enough inputs that the measured window spans seconds of the cluster's time
+        guess = simulate_plan(plan, graph, 64, None, None, profiled_cost).throughput_per_s
+        n = max(a.inputs, min(a.max_inputs, math.ceil(a.seconds * guess)))
+        pairs.append((cname, plan, n, base, profiled_cost, []))
+    # Each plan runs `--runs` times, in rounds over the clusters, so that the host's changes of
+    # speed over minutes fall on different runs of a plan rather than all on one.
+    for _ in range(a.runs):
+        for _, plan, n, _, _, runs in pairs:
+            runs.append(run_once(plan, n))
+    for cname, plan, n, base, profiled_cost, runs in pairs:
+        rows.append({"model": model, "cluster": cname, "stages": [s.devices for s in plan.stages],
+                     "plan": json.loads(plan.to_json()), "inputs": n, "warmup": warmup_of(n),
+                     "dilation": runs[0]["dilation"], "runs": runs, "measured": median_run(runs)})
+        rows[-1].update(predict(rows[-1], graph, plan, base, profiled_cost))
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "plan"}), file=sys.stderr, flush=True)
+    return rows
 
 
 def device_types(cluster) -> dict[str, str]:

@@ -155,8 +155,10 @@ def profile(
 
     if testbed_device is not None:
         from edgewise.testbed.profiling import profile_in_testbed
-        result = profile_in_testbed(load_cluster(cluster), testbed_device, model, quick, repeats,
-                                    str(db) if db else None)
+        from edgewise.zoo.spec import saved_program
+        with saved_program(model) as program:
+            result = profile_in_testbed(load_cluster(cluster), testbed_device, model, quick, repeats,
+                                        str(db) if db else None, program=program)
         emit(result, as_json, lambda: console.print(f"measured inside {testbed_device!r} into {result['db']} "
                                                     f"as {result['device']['name']}"))
         return

@@ -38,11 +38,15 @@ class RuntimeCost:
     send: Linear = Linear()         # packing a message and pushing it out
     recv: Linear = Linear()         # taking a message in and unpacking it
     loop: Linear = Linear()         # an input the device both makes and finishes (send and recv include it)
+    # What a stage's step costs a worker beyond the same step back to back, for the model it was
+    # measured on (runtime/costs.py, measure_wake): woken for each input, the stage finds its
+    # caches cooled by the runtime's own work in between.
+    wake_s: float = 0.0
 
     def slower(self, factor: float) -> "RuntimeCost":
         """The same work on a CPU `factor` times slower."""
         return RuntimeCost(self.input.scaled(factor), self.send.scaled(factor), self.recv.scaled(factor),
-                           self.loop.scaled(factor))
+                           self.loop.scaled(factor), self.wake_s * factor)
 
 
 FREE = RuntimeCost()

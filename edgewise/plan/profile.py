@@ -46,7 +46,10 @@ class GraphProfile:
         return len(self.graph.ops)
 
     def stage_time_s(self, k: int, p: int, q: int) -> float:
-        return float(self.time_prefix_s[k, q] - self.time_prefix_s[k, p])
+        """One step of ops [p, q) on a device of class k: their times, and the step's wake-up
+        cost where it was measured (cost/runtime.py)."""
+        wake = self.runtime[k].wake_s if self.runtime and q > p else 0.0
+        return float(self.time_prefix_s[k, q] - self.time_prefix_s[k, p]) + wake
 
     def device_time_s(self, k: int, p: int, q: int) -> float:
         """What one input of stage [p, q) costs a device of class k: receiving the cut at p (or,

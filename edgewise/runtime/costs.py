@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
@@ -37,7 +38,7 @@ import torch
 from torch import nn
 
 from edgewise.errors import EdgewiseError
-from edgewise.graph.stages import export_module
+from edgewise.graph.stages import export_module, run_stage
 from edgewise.hardware.catalogue import builtin_devices
 from edgewise.hardware.cluster import Cluster, Node
 from edgewise.hardware.profile_db import Measurement
@@ -46,6 +47,7 @@ from edgewise.plan.schema import Plan, Stage
 from edgewise.proc import steady_allocations
 from edgewise.runtime.inputs import input_source
 from edgewise.runtime.launch import free_port
+from edgewise.runtime.partition import split
 from edgewise.runtime.worker import SeatRecord, serve
 
 SIZES = (4 << 10, 256 << 10)       # bytes per message: one where the fixed cost rules, one for the per-byte cost
@@ -97,26 +99,42 @@ def _measure_pair(messages: dict[int, int] | None, sizes: tuple[int, ...], quota
                   progress: Callable[[int, int], None]) -> list[Measurement]:
     """One round of `measure`: its rows from one pair of processes."""
     counts = {size: (messages or MESSAGES).get(size, 30) for size in sizes}
-    local = ends.measurer_address == ends.peer_address
-    ports = [free_port() if local else 29600 + i for i in range(2 * len(sizes) + 1)]    # the last: alone
-    setup = {"sizes": list(sizes), "counts": {str(k): v for k, v in counts.items()}, "ports": ports,
-             "addresses": [ends.measurer_address, ends.peer_address], "ifname": ends.ifname,
-             "quota": quota_cores, "timeout_s": PEER_TIMEOUT_S}
+    setup = {"sizes": list(sizes), "counts": {str(k): v for k, v in counts.items()},
+             "ports": _ports(ends, 2 * len(sizes) + 1),      # the last: alone
+             "quota": quota_cores}
+    rows: list[Measurement] = []
+
+    def take(line: str) -> None:
+        if line.startswith("row "):
+            fields = json.loads(line[4:])
+            rows.append(Measurement(**{**fields, "shape": tuple(tuple(x) for x in fields["shape"])}))
+            progress(len(rows), rows_per_pair(sizes))
+    _pair("_side", setup, ends, take, lambda: len(rows) == rows_per_pair(sizes), "the runtime's costs")
+    return rows
+
+
+def _ports(ends: Ends, n: int) -> list[int]:
+    return [free_port() for _ in range(n)] if ends.measurer_address == ends.peer_address else [29600 + i for i in range(n)]
+
+
+def _pair(entry: str, setup: dict, ends: Ends, take: Callable[[str], None], complete: Callable[[], bool],
+          what: str) -> None:
+    """Run `entry(role, setup)` of this module as the measurer (role 0) and the peer (role 1),
+    each started through `ends`, handing every line they print to `take`; a one-line
+    EdgewiseError when either fails or `complete()` is false at the end. Neither outlives this."""
+    setup = {**setup, "addresses": [ends.measurer_address, ends.peer_address], "ifname": ends.ifname,
+             "timeout_s": PEER_TIMEOUT_S}
 
     def start(role: int, wrap: Callable[[list[str]], list[str]]) -> subprocess.Popen:
-        code = f"from edgewise.runtime.costs import _side; _side({role}, {json.dumps(setup)!r})"
+        code = f"from edgewise.runtime.costs import {entry}; {entry}({role}, {json.dumps(setup)!r})"
         return subprocess.Popen(wrap([sys.executable, "-c", code]), stdout=subprocess.PIPE, stderr=errors, text=True)
 
     errors = tempfile.TemporaryFile("w+")      # a file, not a pipe: nobody blocks on a full one
     procs = [start(0, ends.measurer), start(1, ends.peer)]
-    rows: list[Measurement] = []
     try:
-        for proc in procs:      # each side prints the rows of the streams it led (rank 0)
+        for proc in procs:
             for line in proc.stdout:
-                if line.startswith("row "):
-                    fields = json.loads(line[4:])
-                    rows.append(Measurement(**{**fields, "shape": tuple(tuple(x) for x in fields["shape"])}))
-                    progress(len(rows), rows_per_pair(sizes))
+                take(line)
         for proc in procs:
             proc.wait(timeout=PEER_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -130,10 +148,9 @@ def _measure_pair(messages: dict[int, int] | None, sizes: tuple[int, ...], quota
     lines = [ln for ln in errors.read().splitlines() if ln.strip()]
     errors.close()
     codes = [p.returncode for p in procs]
-    if any(codes) or len(rows) != rows_per_pair(sizes):
-        raise EdgewiseError(f"profile: measuring the runtime's costs between two processes failed "
+    if any(codes) or not complete():
+        raise EdgewiseError(f"profile: measuring {what} between two processes failed "
                             f"(exits {codes[0]} and {codes[1]}): {lines[-1] if lines else 'no output'}")
-    return rows
 
 
 class _Probe(nn.Module):
@@ -223,3 +240,91 @@ def _row(what: str, nbytes: int, time_s: float, messages: int) -> Measurement:
 
 def _json(m: Measurement) -> str:
     return json.dumps({**asdict(m), "shape": [list(x) for x in m.shape]})
+
+
+# A stage's step in a pipelined worker costs more than the same step back to back: the worker
+# is woken for each input by gloo's thread, and the runtime's own work in between (that
+# thread's, the loop's, the network stack's) cools the caches the stage runs in. Measured on the
+# 2-core VM: m5's last stage took 40 µs of CPU back to back, 68 after a sleep, 126 when another
+# thread woke it, and 134 in a two-device run; the whole m5 181 back to back and 307 woken. A
+# fixed cost per step rather than a share of each op: both halves of a split m5 paid most of it.
+WAKE_INPUTS = 120
+
+
+class _Woken(nn.Module):
+    """`model` behind one op of its own, so that a peer can run that op and the measurer
+    receives the model's inputs, woken for each as in a pipelined run."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, *rest):
+        return self.model(x + 0, *rest)
+
+
+def wake_probe(model: nn.Module, example: tuple) -> tuple[nn.Module, Plan]:
+    """The model behind its added op, and a plan that runs that op on "peer" and the model on "measurer"."""
+    woken = _Woken(model)
+    names = [n.name for n in export_module(woken, example).graph.nodes if n.op == "call_function"]
+    device = next(iter(builtin_devices().values()))     # any: nothing here is costed
+    cluster = Cluster(name="runtime-costs", nodes=[Node(name=n, device=device) for n in ("peer", "measurer")])
+    plan = Plan(model="wake probe", cluster=cluster,
+                stages=[Stage(devices=["peer"], ops=names[:1]), Stage(devices=["measurer"], ops=names[1:])])
+    return woken, plan
+
+
+def measure_wake(program: str, quota_cores: float = 1.0, ends: Ends = Ends(), rounds: int = ROUNDS,
+                 inputs: int = WAKE_INPUTS) -> float:
+    """Seconds one step of the model in `program` (a torch.export.save file of it, with its
+    example inputs) costs the measuring side, under `quota_cores`, beyond the same step back to
+    back: the median over `rounds` pairs of fresh processes, each of which serves `inputs`
+    inputs from the peer to the measurer. Never below zero."""
+    found: list[float] = []
+    for _ in range(rounds):
+        figures: dict[str, float] = {}
+
+        def take(line: str) -> None:
+            if line.startswith("wake "):
+                figures.update(json.loads(line[5:]))
+        _pair("_wake_side", {"program": program, "inputs": inputs, "ports": _ports(ends, 1)}, ends, take,
+              lambda: {"woken", "back_to_back"} <= figures.keys(), "a step's wake-up cost")
+        found.append(figures["woken"] - figures["back_to_back"])
+    return Clock(cpu_quota_cores=quota_cores).seconds(max(0.0, statistics.median(found)))
+
+
+def _wake_side(role: int, setup_json: str) -> None:
+    """One process of `measure_wake`: 0 measures (the second stage, rank 1), 1 is the peer (rank 0,
+    the source, which gathers the records and prints the measurer's CPU per step woken); the
+    measurer prints its CPU per step back to back, over the same stage and input."""
+    setup = json.loads(setup_json)
+    steady_allocations()    # as in a worker
+    torch.set_num_threads(1)
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", setup["ifname"])
+    program = torch.export.load(setup["program"])
+    example = tuple(program.example_inputs[0])
+    woken, plan = wake_probe(program.module(), example)
+    fn, _ = input_source(None, example)
+    os.environ.update(RANK=str(1 - role), WORLD_SIZE="2", MASTER_PORT=str(setup["ports"][0]),
+                      MASTER_ADDR=setup["addresses"][1])
+    records = serve(woken, example, plan, fn, setup["inputs"], timeout_s=setup["timeout_s"])
+    if records is not None:
+        mine = next(r for r in records if r.device == "measurer")
+        ks = sorted(mine.compute_cpu_s)[int(len(mine.compute_cpu_s) * SETTLE):]
+        print("wake " + json.dumps({"woken": statistics.median(mine.compute_cpu_s[k] for k in ks)}), flush=True)
+    else:
+        print("wake " + json.dumps({"back_to_back": _back_to_back(woken, example, plan, setup["inputs"])}), flush=True)
+
+
+def _back_to_back(model: nn.Module, example: tuple, plan: Plan, n: int) -> float:
+    """Thread CPU per step of the plan's last stage, run back to back on the input it gets in a run."""
+    staged = split(model, example, plan)
+    env = dict(zip(staged.inputs, example))
+    samples = []
+    with torch.inference_mode():
+        env = run_stage(staged.stages[0], env, staged.params)
+        for _ in range(n):
+            t0 = time.thread_time()
+            run_stage(staged.stages[-1], env, staged.params)
+            samples.append(time.thread_time() - t0)
+    return statistics.median(samples[int(n * SETTLE):])

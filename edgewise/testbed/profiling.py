@@ -19,10 +19,10 @@ import torch
 
 from edgewise.cost.fit import fit_devices
 from edgewise.cost.roofline import CostModel
-from edgewise.cost.runtime import RuntimeCost
+from edgewise.cost.runtime import FREE, RuntimeCost
 from edgewise.errors import EdgewiseError
 from edgewise.hardware.cluster import Cluster
-from edgewise.hardware.profile_db import ProfileDB, Run, default_db_path
+from edgewise.hardware.profile_db import Measurement, ProfileDB, Run, default_db_path
 from edgewise.runtime import costs
 from edgewise.testbed import netns
 from edgewise.testbed.commands import can_emulate
@@ -38,9 +38,10 @@ def testbed_label(device_name: str) -> str:
 
 
 def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bool, repeats: int | None,
-                       db: str | None, runtime: bool = True) -> dict:
+                       db: str | None, runtime: bool = True, program: str | None = None) -> dict:
     """Run `edgewise profile` inside `node`'s emulated device, then (with `runtime`) measure the
-    runtime's own costs there; returns the profile's JSON result.
+    runtime's own costs there, and with `program` (`model` saved by torch.export.save) what a
+    step of it costs a worker woken for each input; returns the profile's JSON result.
 
     The rest of the fleet stays idle. Profiling with it running the model (as in a pipelined
     run) was tried, to count the host's caches shared with the other devices; with the
@@ -66,6 +67,8 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
         result = json.loads(proc.stdout)
         if runtime:
             _measure_runtime(cluster, layout, node, db)
+        if model and program:
+            _measure_wake(cluster, layout, node, model, program, db)
     finally:
         netns.down()
     # the runtime's costs that predictions for this cluster use (the profile's own JSON fits
@@ -106,19 +109,41 @@ def _measure_runtime(cluster: Cluster, layout: Layout, node: str, db: str | None
     slower receiver spends more per message on the waits (an emulated Pi's 4 KiB send: 0.19 to
     0.24 ms of host CPU with the peer free, 0.32 with the peer a throttled Pi, and about 0.2 in
     a run of mlp on pi-fleet where that Pi feeds three others)."""
+    if (ends := _ends(layout, cluster, node)) is None:
+        return
+    rows = [replace(m, time_s=m.time_s / layout.dilation)
+            for m in costs.measure(quota_cores=layout.slot(node).cpu_quota_cores, ends=ends)]
+    _record(cluster, layout, node, rows, f"the runtime's own costs inside {node!r} of {cluster.name}", db)
+
+
+def _measure_wake(cluster: Cluster, layout: Layout, node: str, model: str, program: str, db: str | None) -> None:
+    """What a step of `model` costs `node` beyond its back-to-back profile when woken for each
+    input (runtime/costs.py, measure_wake), as a "runtime" row of op_class "wake" for the model,
+    in the cluster's own time; nothing for a one-device cluster."""
+    if (ends := _ends(layout, cluster, node)) is None:
+        return
+    wake = costs.measure_wake(program, quota_cores=layout.slot(node).cpu_quota_cores, ends=ends)
+    row = Measurement(kind="runtime", op_class="wake", dtype="float32", time_s=wake / layout.dilation,
+                      repeats=costs.ROUNDS, model=model)
+    _record(cluster, layout, node, [row], f"a step's wake-up cost of {model} inside {node!r} of {cluster.name}", db)
+
+
+def _ends(layout: Layout, cluster: Cluster, node: str) -> costs.Ends | None:
+    """`node` measuring, with a peer in another emulated device across the emulated link; None
+    in a one-device cluster."""
     peer = next((n.name for n in cluster.nodes if n.name != node), None)
     if peer is None:
-        return
-    slot = layout.slot(node)
-    ends = costs.Ends(measurer=lambda argv: netns.launch_argv(layout, node, argv),
+        return None
+    return costs.Ends(measurer=lambda argv: netns.launch_argv(layout, node, argv),
                       peer=lambda argv: netns.launch_argv(layout, peer, argv, throttled=False),
-                      measurer_address=slot.address, peer_address=layout.slot(peer).address, ifname="eth0")
-    rows = [replace(m, time_s=m.time_s / layout.dilation)
-            for m in costs.measure(quota_cores=slot.cpu_quota_cores, ends=ends)]
+                      measurer_address=layout.slot(node).address, peer_address=layout.slot(peer).address,
+                      ifname="eth0")
+
+
+def _record(cluster: Cluster, layout: Layout, node: str, rows: list[Measurement], what: str, db: str | None) -> None:
     label = testbed_label(cluster.node(node).device.name)
     run = Run(device=label, device_kind="cpu", device_model=f"emulated in cluster {cluster.name}",
-              memory_bytes=0, host=socket.gethostname(),
-              command=f"the runtime's own costs inside {node!r} of {cluster.name}, peer {peer!r}",
+              memory_bytes=0, host=socket.gethostname(), command=what,
               software={"torch": torch.__version__, "threads": 1, "dilation": layout.dilation,
                         "cluster": cluster.name})
     with ProfileDB(db or default_db_path()) as store:
@@ -157,7 +182,20 @@ def testbed_cost_model(cluster: Cluster, base: CostModel, model: str | None = No
             for label, name in labels.items():
                 times = _op_times(db, label, model, cluster.name)
                 measured.update({(name, op): statistics.median(ts) for op, ts in times.items()})
+                if (wake := _wake_s(db, label, model, cluster.name)) is not None:
+                    runtime[name] = replace(runtime.get(name, FREE), wake_s=wake)
     return replace(base, per_device=per_device, measured_s=measured, runtime=runtime)
+
+
+def _wake_s(db: ProfileDB, label: str, model: str, cluster: str) -> float | None:
+    """A step's wake-up cost of `model` as `label` in `cluster`'s testbed, as last measured."""
+    found = None
+    for run in db.runs(label):
+        if run.software.get("cluster") == cluster:
+            for m in db.measurements(device=label, kind="runtime", run_id=run.id):
+                if m.op_class == "wake" and m.model == model:
+                    found = m.time_s
+    return found
 
 
 def _op_times(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str, list[float]]:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -38,6 +41,25 @@ def load_model(spec: str) -> LoadedModel:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         return _load(spec)
+
+
+@contextmanager
+def saved_program(spec: str | None) -> Iterator[str | None]:
+    """The model `spec` names, exported and saved (torch.export.save, example inputs included)
+    to a file that lasts as long as the context: for processes that must run it without
+    importing this layer (runtime/costs.py, measure_wake). None for no spec."""
+    if spec is None:
+        yield None
+        return
+    loaded = load_model(spec)
+    try:
+        program = torch.export.export(loaded.model, loaded.example_inputs, strict=False)
+    except Exception as e:  # torch raises many types; the user needs the first line
+        raise EdgewiseError(f"{spec}: torch.export failed: {first_line(e)}") from e
+    with tempfile.TemporaryDirectory(prefix="edgewise-") as folder:
+        path = str(Path(folder) / "model.pt2")
+        torch.export.save(program, path)
+        yield path
 
 
 def _load(spec: str) -> LoadedModel:
