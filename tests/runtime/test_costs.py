@@ -68,3 +68,46 @@ def test_cost_beyond_compute_leaves_out_the_settling_inputs_and_the_compute():
         rec.cpu_s[k] = 0.050 + 0.003 * k
         rec.compute_cpu_s[k] = 0.001
     assert costs._beyond_compute(rec) == pytest.approx(0.002)
+
+
+def test_the_wake_probe_runs_one_added_op_on_the_peer_and_the_whole_model_on_the_measurer():
+    import torch
+    from edgewise.graph.stages import run_stage
+    from edgewise.runtime.partition import split
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU()).eval()
+    example = (torch.randn(1, 8),)
+    woken, plan = costs.wake_probe(model, example)
+    assert [s.devices for s in plan.stages] == [["peer"], ["measurer"]] and len(plan.stages[0].ops) == 1
+    staged = split(woken, costs.TOKEN, plan)
+    assert len(staged.stages[0].sends) == 1     # one message, of one element, crosses
+    env = dict(zip(staged.inputs, costs.TOKEN))
+    with torch.inference_mode():
+        for st in staged.stages:
+            env = run_stage(st, env, staged.params)
+        out, token = [env[n] for n in staged.outputs]
+        assert torch.allclose(out, model(*example)) and token.numel() == 1
+
+
+@pytest.fixture
+def saved_mlp(tmp_path):
+    import torch
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8)).eval()
+    path = str(tmp_path / "m.pt2")
+    torch.export.save(torch.export.export(model, (torch.randn(1, 64),), strict=False), path)
+    return path
+
+
+def test_a_steps_wake_up_cost_is_a_time_of_its_own_never_negative(saved_mlp):
+    wake = costs.measure_wake(saved_mlp, rounds=1, inputs=30)
+    assert 0.0 <= wake < 0.1
+
+
+def test_a_wake_side_that_dies_is_a_one_line_error_within_the_timeout(monkeypatch, saved_mlp):
+    real_popen = costs.subprocess.Popen
+    monkeypatch.setattr(costs, "PEER_TIMEOUT_S", 5.0)
+    monkeypatch.setattr(costs.subprocess, "Popen",
+                        lambda argv, **kw: real_popen([argv[0], "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], **kw))
+    t = time.monotonic()
+    with pytest.raises(EdgewiseError, match="wake-up cost between two processes failed") as e:
+        costs.measure_wake(saved_mlp, rounds=1, inputs=5)
+    assert time.monotonic() - t < 30 and "\n" not in str(e.value)

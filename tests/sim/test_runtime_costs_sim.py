@@ -87,3 +87,14 @@ def test_a_device_that_makes_and_finishes_its_inputs_pays_the_loop_and_the_plann
     assert paid.latency_s.p50 == pytest.approx(free.latency_s.p50)
     planned = PLANNERS["even"](graph, cluster, "throughput", CostModel(runtime=looped), 1)
     assert planned.predicted.throughput_per_s == pytest.approx(paid.throughput_per_s, rel=0.01)
+
+
+def test_a_steps_wake_up_cost_is_part_of_every_stage_step_that_runs_any_op():
+    graph, cluster, plan = setup()
+    names = {n.device.name for n in cluster.nodes}
+    wake = 2e-3
+    free = simulate(plan, graph, CostModel(), inputs=8)
+    woken = simulate(plan, graph, CostModel(runtime={d: RuntimeCost(wake_s=wake) for d in names}), inputs=8)
+    # once per stage, not per op: a stage is one step of its device however many ops it holds
+    assert woken.report.per_stage_s == pytest.approx([t + wake for t in free.report.per_stage_s])
+    assert woken.report.latency_s.p50 >= free.report.latency_s.p50 + wake * len(plan.stages) - 1e-12

@@ -104,3 +104,24 @@ def test_an_ops_time_comes_from_the_profiles_taken_in_that_cluster_where_there_a
     assert linear("pi-fleet") == 0.001
     assert linear("edge-fleet") == 0.005
     assert linear("slow-link") == 0.004         # never profiled there: every profile's median
+
+
+def test_a_steps_wake_up_cost_is_the_latest_measured_for_that_model_in_that_cluster(tmp_path, monkeypatch):
+    from edgewise.hardware.profile_db import Measurement, Run
+    db = tmp_path / "p.db"
+    monkeypatch.setenv("EDGEWISE_PROFILE_DB", str(db))
+    with ProfileDB(db) as store:
+        for cluster, model, t in (("pi-fleet", "zoo:m5", 3e-4), ("pi-fleet", "zoo:m5", 2e-4),
+                                  ("pi-fleet", "zoo:mlp", 9e-4), ("edge-fleet", "zoo:m5", 7e-4)):
+            run = Run(device="testbed:raspberry-pi-4", device_kind="cpu", device_model="emulated", memory_bytes=0,
+                      host="h", software={"cluster": cluster})
+            store.record(run, [Measurement(kind="runtime", op_class="wake", dtype="float32", time_s=t, model=model)])
+
+    def wake(cluster: str, model: str | None) -> float:
+        return profiling.testbed_cost_model(load_cluster(cluster), CostModel(), model).runtime_cost(
+            load_cluster(cluster).node("pi0").device).wake_s
+    assert wake("pi-fleet", "zoo:m5") == 2e-4
+    assert wake("pi-fleet", "zoo:mlp") == 9e-4
+    assert wake("edge-fleet", "zoo:m5") == 7e-4
+    assert wake("slow-link", "zoo:m5") == 0.0      # another cluster's slot wakes differently: not used
+    assert wake("pi-fleet", None) == 0.0           # no model, no step to wake

@@ -149,3 +149,25 @@ def test_random_specs_raise_only_edgewise_errors(spec):
     with pytest.raises(EdgewiseError) as err:
         load_model(spec)
     assert "\n" not in str(err.value)
+
+
+def test_a_saved_program_holds_the_model_and_its_inputs_and_goes_with_its_context():
+    from pathlib import Path
+    from edgewise.zoo.spec import saved_program
+    loaded = load_model("zoo:mlp")
+    with saved_program("zoo:mlp") as path:
+        program = torch.export.load(path)
+        (x,) = program.example_inputs[0]
+        assert torch.equal(x, loaded.example_inputs[0])
+        assert torch.allclose(program.module()(x), loaded.model(x))
+    assert not Path(path).exists()
+    with saved_program(None) as nothing:
+        assert nothing is None
+
+
+def test_a_saved_program_of_a_bad_spec_is_the_specs_one_line_error():
+    from edgewise.zoo.spec import saved_program
+    with pytest.raises(EdgewiseError) as e:
+        with saved_program("zoo:nope"):
+            pass
+    assert "\n" not in str(e.value)
