@@ -231,6 +231,8 @@ def _render_profile(r: dict) -> None:
                   f"per-op overhead {f['overhead_s'] * 1e6:.1f} us")
     if r["runtime"]:
         costs = "; ".join(f"{what} {c['fixed_s'] * 1e6:.0f} us + {c['per_byte_s'] * 1e9:.2f} ns/B"
-                          for what, c in r["runtime"].items())
+                          for what, c in r["runtime"].items() if isinstance(c, dict))
+        if r["runtime"].get("wake_s"):
+            costs += f"; a step's wake-up {r['runtime']['wake_s'] * 1e6:.0f} us"
         console.print(f"the runtime's own costs (CPU): {costs}")
     console.print(f"stored as run {r['run_id']} in {r['db']}")
