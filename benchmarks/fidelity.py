@@ -31,23 +31,14 @@ from pathlib import Path
 
 import torch
 
-from edgewise.cli.plan_cmd import (
-    bound_in_flight,
-    cost_model,
-    simulate_plan,
-    trace_model,
-)
+from edgewise.cli.plan_cmd import bound_in_flight, cost_model, simulate_plan, trace_model
 from edgewise.files import write_atomic
 from edgewise.hardware.cluster_io import load_cluster
 from edgewise.plan.planners import PLANNERS
 from edgewise.plan.schema import Plan
 from edgewise.testbed.commands import can_emulate
 from edgewise.testbed.drive import run_plan
-from edgewise.testbed.profiling import (
-    measure_runtime_in_testbed,
-    profile_in_testbed,
-    testbed_cost_model,
-)
+from edgewise.testbed.profiling import measure_runtime_in_testbed, profile_in_testbed, testbed_cost_model
 from edgewise.zoo.spec import saved_program
 
 MODELS = "zoo:resnet18,zoo:mobilenet_v2,zoo:mlp,zoo:m5,zoo:unet,zoo:mlp_mixer"

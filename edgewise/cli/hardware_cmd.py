@@ -154,10 +154,12 @@ def profile(
     from edgewise.proc import computing_threads, steady_allocations
 
     if testbed_device is not None:
-        from edgewise.testbed.profiling import profile_in_testbed
+        from edgewise.testbed.profiling import check_testbed_device, profile_in_testbed
         from edgewise.zoo.spec import saved_program
+        the_cluster = load_cluster(cluster)
+        check_testbed_device(the_cluster, testbed_device)   # before exporting the model, which takes a while
         with saved_program(model) as program:
-            result = profile_in_testbed(load_cluster(cluster), testbed_device, model, quick, repeats,
+            result = profile_in_testbed(the_cluster, testbed_device, model, quick, repeats,
                                         str(db) if db else None, program=program)
         emit(result, as_json, lambda: console.print(f"measured inside {testbed_device!r} into {result['db']} "
                                                     f"as {result['device']['name']}"))

@@ -41,11 +41,15 @@ class StagedModel:
     params: dict[str, torch.Tensor]
 
 
-def export_module(model: torch.nn.Module, example_inputs: tuple) -> fx.GraphModule:
+def export_program(model: torch.nn.Module, example_inputs: tuple) -> torch.export.ExportedProgram:
     try:
-        return torch.export.export(model, example_inputs, strict=False).module()
+        return torch.export.export(model, example_inputs, strict=False)
     except Exception as e:  # torch raises many types; the user needs the first line
         raise EdgewiseError(f"torch.export failed: {str(e).splitlines()[0]}") from e
+
+
+def export_module(model: torch.nn.Module, example_inputs: tuple) -> fx.GraphModule:
+    return export_program(model, example_inputs).module()
 
 
 def split_graph(gm: fx.GraphModule, root: torch.nn.Module, stage_of: Callable[[fx.Node], int]) -> StagedModel:

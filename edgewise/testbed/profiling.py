@@ -90,13 +90,18 @@ def measure_runtime_in_testbed(cluster: Cluster, node: str, db: str | None) -> R
 
 def _testbed_for(cluster: Cluster, node: str) -> Layout:
     """The cluster's testbed, built, once `node` is known to be one of its devices."""
+    check_testbed_device(cluster, node)
+    return build_testbed(cluster)
+
+
+def check_testbed_device(cluster: Cluster, node: str) -> None:
+    """A one-line error unless this host can emulate and `node` is a device of `cluster`."""
     reason = can_emulate()
     if reason:
         raise EdgewiseError(f"--testbed-device: {reason.split(';')[0]}")
     names = [n.name for n in cluster.nodes]
     if node not in names:
         raise EdgewiseError(f"--testbed-device {node!r}: not a device of cluster {cluster.name!r} ({', '.join(names)})")
-    return build_testbed(cluster)
 
 
 def _measure_runtime(cluster: Cluster, layout: Layout, node: str, db: str | None) -> None:

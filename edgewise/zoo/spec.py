@@ -23,6 +23,7 @@ from torch import nn
 from edgewise import zoo
 from edgewise.errors import EdgewiseError
 from edgewise.graph.failures import first_line
+from edgewise.graph.stages import export_program
 
 FORMS = "zoo:NAME, path/file.py:factory or path/file.onnx"
 
@@ -52,10 +53,7 @@ def saved_program(spec: str | None) -> Iterator[str | None]:
         yield None
         return
     loaded = load_model(spec)
-    try:
-        program = torch.export.export(loaded.model, loaded.example_inputs, strict=False)
-    except Exception as e:  # torch raises many types; the user needs the first line
-        raise EdgewiseError(f"{spec}: torch.export failed: {first_line(e)}") from e
+    program = export_program(loaded.model, loaded.example_inputs)
     with tempfile.TemporaryDirectory(prefix="edgewise-") as folder:
         path = str(Path(folder) / "model.pt2")
         torch.export.save(program, path)

@@ -113,3 +113,13 @@ def test_real_command_exits_2_with_one_line(tmp_path):
                           timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "links.0.bandwidth" in proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_an_unknown_testbed_device_is_refused_before_the_model_is_exported(runner, tmp_path, monkeypatch):
+    from edgewise.zoo import spec
+    monkeypatch.setenv("EDGEWISE_PROFILE_DB", str(tmp_path / "p.db"))
+    exported = []
+    monkeypatch.setattr(spec, "export_program", lambda *a: exported.append(a))
+    result = runner.invoke(cli.app, ["profile", "zoo:mlp", "--testbed-device", "nope"])
+    assert isinstance(result.exception, EdgewiseError) and "nope" in str(result.exception)
+    assert exported == []

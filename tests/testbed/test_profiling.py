@@ -125,3 +125,4 @@ def test_a_steps_wake_up_cost_is_the_latest_measured_for_that_model_in_that_clus
     assert wake("edge-fleet", "zoo:m5") == 7e-4
     assert wake("slow-link", "zoo:m5") == 0.0      # another cluster's slot wakes differently: not used
     assert wake("pi-fleet", None) == 0.0           # no model, no step to wake
+
