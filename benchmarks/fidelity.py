@@ -10,12 +10,14 @@ Prints one JSON line; writes benchmarks/results/fidelity.json after every model,
 run still leaves its figures.
 
     .venv/bin/python benchmarks/fidelity.py [--models zoo:resnet18,...] [--clusters edge-fleet,...] [--seconds 4] [--runs 3] [--out FILE]
-    .venv/bin/python benchmarks/fidelity.py --repredict RESULTS.json [--remeasure-runtime] --out FILE
+    .venv/bin/python benchmarks/fidelity.py --repredict RESULTS.json [--remeasure-runtime]
+        [--remeasure-model-costs] --out FILE
 
 `--repredict` predicts a results file's runs again (after a change to the simulator); with
 `--remeasure-runtime` it first measures the runtime's own costs again inside every device type of
-every cluster in the file (after a change to what that probe measures), leaving the ops' profiles
-as they are. Runs nothing but the probe.
+every cluster in the file (after a change to what that probe measures), and with
+`--remeasure-model-costs` what each model of the file costs the runtime there (a step woken, an
+input served alone), leaving the ops' profiles as they are. Runs nothing but the probes.
 """
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ from edgewise.plan.planners import PLANNERS
 from edgewise.plan.schema import Plan
 from edgewise.testbed.commands import can_emulate
 from edgewise.testbed.drive import run_plan
-from edgewise.testbed.profiling import measure_runtime_in_testbed, profile_in_testbed, testbed_cost_model
+from edgewise.testbed.profiling import (measure_model_costs_in_testbed, measure_runtime_in_testbed, profile_in_testbed,
+                                        testbed_cost_model)
 from edgewise.zoo.spec import saved_program
 
 MODELS = "zoo:resnet18,zoo:mobilenet_v2,zoo:mlp,zoo:m5,zoo:unet,zoo:mlp_mixer"
@@ -61,12 +64,14 @@ def main() -> None:
     ap.add_argument("--repredict", type=Path, help="predict the runs of this results file again; run nothing")
     ap.add_argument("--remeasure-runtime", action="store_true",
                     help="with --repredict: first measure the runtime's own costs again in each cluster's testbed")
+    ap.add_argument("--remeasure-model-costs", action="store_true",
+                    help="with --repredict: first measure what each model costs the runtime again there")
     ap.add_argument("--out", type=Path, default=OUT, help="where the results go")
     a = ap.parse_args()
     if a.runs < 1:
         sys.exit("--runs: at least 1")
-    if a.remeasure_runtime and not a.repredict:
-        sys.exit("--remeasure-runtime: only with --repredict RESULTS.json")
+    if (a.remeasure_runtime or a.remeasure_model_costs) and not a.repredict:
+        sys.exit("--remeasure-runtime, --remeasure-model-costs: only with --repredict RESULTS.json")
     if a.repredict:
         return repredict(a.repredict, a)
     if (reason := can_emulate()):
@@ -162,15 +167,24 @@ def repredict(path: Path, a) -> None:
         rows = json.loads(path.read_text())["rows"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         sys.exit(f"--repredict {path}: not a fidelity results file ({type(e).__name__})")
-    if a.remeasure_runtime:
+    if a.remeasure_runtime or a.remeasure_model_costs:
         if (reason := can_emulate()):
-            sys.exit(f"--remeasure-runtime needs the testbed: {reason}")
+            sys.exit(f"--remeasure-*: needs the testbed: {reason}")
         torch.set_num_threads(1)
+    if a.remeasure_runtime:
         for cname in dict.fromkeys(row["cluster"] for row in rows):
             cluster = load_cluster(cname)
             for kind, node in device_types(cluster).items():
                 measure_runtime_in_testbed(cluster, node, db=None)
                 print(f"runtime costs measured again: {kind} in {cname}", file=sys.stderr, flush=True)
+    if a.remeasure_model_costs:
+        for model in dict.fromkeys(row["model"] for row in rows):
+            with saved_program(model) as program:
+                for cname in dict.fromkeys(row["cluster"] for row in rows if row["model"] == model):
+                    cluster = load_cluster(cname)
+                    for kind, node in device_types(cluster).items():
+                        measure_model_costs_in_testbed(cluster, node, model, program, db=None)
+                        print(f"model costs measured again: {model}, {kind} in {cname}", file=sys.stderr, flush=True)
     for row in rows:
         graph, cluster = trace_model(row["model"]), load_cluster(row["cluster"])
         base = cost_model(cluster)

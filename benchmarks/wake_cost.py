@@ -1,7 +1,7 @@
 """A stage's step woken for each input vs the same step back to back: the thread CPU of each
 stage of a plan (and of the whole model) run back to back, after a sleep, and woken by another
-thread each time; then the wake probe's own figure for the whole model (`measure_wake`, over
-loopback). Random weights, random inputs; pin it to one core for steadier figures.
+thread each time; then the wake probe's own figures for the whole model (`measure_wake`, over
+loopback: a step woken, and an input served alone). Random weights, random inputs; pin it to one core for steadier figures.
 
     taskset -c 1 .venv/bin/python benchmarks/wake_cost.py --model zoo:m5 [--cluster edge-fleet]
         [--steps 300] [--out FILE]
@@ -69,7 +69,8 @@ def main() -> None:
     staged = split(loaded.model, loaded.example_inputs, plan)
     whole = split_graph(export_module(loaded.model, loaded.example_inputs), loaded.model, lambda n: 0)
     result = {"model": a.model, "cluster": a.cluster, "machine": platform.node(), "unit": "thread CPU seconds a step",
-              "stages": [], "whole": None, "measure_wake_loopback_s": None}
+              "stages": [], "whole": None, "measure_wake_loopback_s": None,
+              "alone_loopback_s": None}
     with torch.inference_mode():
         env = dict(zip(staged.inputs, loaded.example_inputs))
         for st, s in zip(staged.stages, plan.stages):
@@ -77,7 +78,8 @@ def main() -> None:
             env = run_stage(st, env, staged.params)
         result["whole"] = ways(whole.stages[0], dict(zip(whole.inputs, loaded.example_inputs)), whole.params, a.steps)
     with saved_program(a.model) as program:
-        result["measure_wake_loopback_s"] = costs.measure_wake(program)
+        found = costs.measure_wake(program)
+        result["measure_wake_loopback_s"], result["alone_loopback_s"] = found.wake_s, found.alone_s
     text = json.dumps(result, indent=2)
     print(text)
     if a.out:

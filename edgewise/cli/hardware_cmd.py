@@ -236,5 +236,7 @@ def _render_profile(r: dict) -> None:
                           for what, c in r["runtime"].items() if isinstance(c, dict))
         if r["runtime"].get("wake_s"):
             costs += f"; a step's wake-up {r['runtime']['wake_s'] * 1e6:.0f} us"
+        if r["runtime"].get("alone_s") is not None:
+            costs += f"; an input served alone {r['runtime']['alone_s'] * 1e6:.0f} us beyond making and compute"
         console.print(f"the runtime's own costs (CPU): {costs}")
     console.print(f"stored as run {r['run_id']} in {r['db']}")

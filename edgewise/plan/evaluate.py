@@ -113,18 +113,13 @@ def _device_loads(prof: GraphProfile, spans: list[StageSpan]) -> dict[str, float
     busy = {}
     for s in spans:
         k = prof.class_of[s.devices[0]]
-        for d in s.devices:
-            busy[d] = prof.device_time_s(k, s.start, s.end) / len(s.devices)
+        for i, d in enumerate(s.devices):     # stage 0's replicas beyond the first receive their inputs
+            busy[d] = prof.device_time_s(k, s.start, s.end, makes=s.start == 0 and i == 0) / len(s.devices)
     first = spans[0]
     r = len(first.devices)
     if r > 1:
         rt_src = prof.runtime[prof.class_of[first.devices[0]]]
-        rep = prof.class_of[first.devices[1]]
-        rt_rep = prof.runtime[rep]
-        made = rt_src.input(prof.live_bytes[0])
-        busy[first.devices[0]] += made * (r - 1) / r + rt_src.send(prof.live_bytes[0]) * (r - 1) / r
-        for d in first.devices[1:]:       # they receive their input instead of making it
-            busy[d] += (rt_rep.recv(prof.live_bytes[0]) - prof.making_s(rep, first.end)) / r
+        busy[first.devices[0]] += (rt_src.input(prof.live_bytes[0]) + rt_src.send(prof.live_bytes[0])) * (r - 1) / r
     return busy
 
 

@@ -45,26 +45,38 @@ class GraphProfile:
     def n(self) -> int:
         return len(self.graph.ops)
 
-    def stage_time_s(self, k: int, p: int, q: int) -> float:
-        """One step of ops [p, q) on a device of class k: their times, and the step's wake-up
-        cost where it was measured (cost/runtime.py)."""
-        wake = self.runtime[k].wake_s if self.runtime and q > p else 0.0
+    def stage_time_s(self, k: int, p: int, q: int, woken: bool = True) -> float:
+        """One step of ops [p, q) on a device of class k: their times, and, for a device `woken`
+        for each input, the step's wake-up cost where it was measured (cost/runtime.py)."""
+        wake = self.runtime[k].wake_s if self.runtime and q > p and woken else 0.0
         return float(self.time_prefix_s[k, q] - self.time_prefix_s[k, p]) + wake
 
-    def device_time_s(self, k: int, p: int, q: int) -> float:
-        """What one input of stage [p, q) costs a device of class k: receiving the cut at p (or,
-        for the first stage, making the input), computing, and sending the cut at q on."""
+    def serves_alone(self, k: int, p: int, q: int) -> bool:
+        """Whether a device of class k that makes its own inputs and holds ops [p, q) has its cost
+        of serving them alone measured: the whole model, for this model (RuntimeCost.alone_s)."""
+        return p == 0 and q == self.n and bool(self.runtime) and self.runtime[k].alone_s is not None
+
+    def device_time_s(self, k: int, p: int, q: int, makes: bool | None = None) -> float:
+        """What one input of stage [p, q) costs a device of class k: receiving its input (or
+        making it: by default stage 0 does, but its replicas beyond the first device receive
+        theirs), computing, and sending the cut at q on."""
         rt = self.runtime[k]
-        take = self.making_s(k, q) if p == 0 else rt.recv(self.cut_bytes(p))
+        makes = p == 0 if makes is None else makes
+        take = self.making_s(k, q) if makes else rt.recv(self.cut_bytes(p) if p else int(self.live_bytes[0]))
         give = rt.send(self.cut_bytes(q)) if q < self.n else 0.0
-        return take + self.stage_time_s(k, p, q) + give
+        return take + self.stage_time_s(k, p, q, woken=not (makes and self.serves_alone(k, p, q))) + give
 
     def making_s(self, k: int, q: int) -> float:
-        """What making an input costs a device of class k whose stage ends at q: with the whole
-        model on it (q = n) it also finishes the input, and pays the worker loop's own work that
-        a send or a receive would otherwise include."""
+        """What making an input costs a device of class k whose stage ends at q, with what the
+        device pays after the compute for one it also finishes (the whole model on it)."""
+        return self.runtime[k].input(self.live_bytes[0]) + (self.finishing_s(k) if q == self.n else 0.0)
+
+    def finishing_s(self, k: int) -> float:
+        """What a device of class k pays, beyond the compute, for an input it made and finishes
+        itself: the worker loop's own work that a send or a receive would otherwise include, or,
+        where it was measured for this model, its whole cost of serving alone beyond making."""
         rt = self.runtime[k]
-        return rt.input(self.live_bytes[0]) + (rt.loop(self.live_bytes[0]) if q == self.n else 0.0)
+        return rt.alone_s if rt.alone_s is not None else rt.loop(self.live_bytes[0])
 
     def stage_memory_bytes(self, p: int, q: int) -> int:
         """Parameters of the ops plus the largest activation working set among them."""

@@ -227,12 +227,21 @@ def _input_cost(clock: Clock, fn: Callable[[int], tuple], n: int) -> float:
 
 def _beyond_compute(rec: SeatRecord) -> float:
     """Process CPU time per input beyond the stage's compute, over the stream once it settled."""
-    ks = sorted(rec.cpu_s)
-    ks = ks[int(len(ks) * SETTLE):]
+    ks = _settled(rec)
+    return _per_input_cpu(rec) - sum(rec.compute_cpu_s[k] for k in ks[1:]) / (len(ks) - 1)
+
+
+def _per_input_cpu(rec: SeatRecord) -> float:
+    """Process CPU time per input, over the stream once it settled."""
+    ks = _settled(rec)
+    return (rec.cpu_s[ks[-1]] - rec.cpu_s[ks[0]]) / (len(ks) - 1)
+
+
+def _settled(rec: SeatRecord) -> list[int]:
+    ks = sorted(rec.cpu_s)[int(len(rec.cpu_s) * SETTLE):]
     if len(ks) < 2:
         raise EdgewiseError("profile: too few messages to measure the runtime's costs")
-    total = rec.cpu_s[ks[-1]] - rec.cpu_s[ks[0]]
-    return (total - sum(rec.compute_cpu_s[k] for k in ks[1:])) / (len(ks) - 1)
+    return ks
 
 
 def _row(what: str, nbytes: int, time_s: float, messages: int) -> Measurement:
@@ -287,29 +296,41 @@ def wake_probe(model: nn.Module, example: tuple) -> tuple[nn.Module, Plan]:
     return woken, plan
 
 
+@dataclass(frozen=True)
+class ModelCosts:
+    """The runtime's costs that depend on the model, in CPU seconds over the quota."""
+    wake_s: float    # a step, woken by a message for each input, beyond the same step back to back
+    alone_s: float   # an input made and finished alone, beyond making it and the step back to back
+
+
 def measure_wake(program: str, quota_cores: float = 1.0, ends: Ends = Ends(), rounds: int = ROUNDS,
-                 inputs: int = WAKE_INPUTS) -> float:
-    """Seconds one step of the model in `program` (a torch.export.save file of it, with its
-    example inputs) costs the measuring side, under `quota_cores`, beyond the same step back to
-    back: the median over `rounds` pairs of fresh processes, each of which serves `inputs`
-    inputs from the peer to the measurer. Never below zero."""
-    found: list[float] = []
+                 inputs: int = WAKE_INPUTS) -> ModelCosts:
+    """What the model in `program` (a torch.export.save file of it, with its example inputs)
+    costs the measuring side under `quota_cores` beyond its steps back to back: a step woken for
+    each of `inputs` inputs from the peer, and an input served alone (the whole model, inputs
+    made as `edgewise run` makes them). Each the median over `rounds` pairs of fresh processes;
+    never below zero."""
+    found: dict[str, list[float]] = {"wake": [], "alone": []}
     for _ in range(rounds):
         figures: dict[str, float] = {}
 
         def take(line: str) -> None:
             if line.startswith("wake "):
                 figures.update(json.loads(line[5:]))
-        _pair("_wake_side", {"program": program, "inputs": inputs, "ports": _ports(ends, 1)}, ends, take,
-              lambda: {"woken", "back_to_back"} <= figures.keys(), "a step's wake-up cost")
-        found.append(figures["woken"] - figures["back_to_back"])
-    return Clock(cpu_quota_cores=quota_cores).seconds(max(0.0, statistics.median(found)))
+        _pair("_wake_side", {"program": program, "inputs": inputs, "ports": _ports(ends, 2), "quota": quota_cores},
+              ends, take,
+              lambda: {"woken", "back_to_back", "alone"} <= figures.keys(), "a step's wake-up cost")
+        found["wake"].append(figures["woken"] - figures["back_to_back"])
+        found["alone"].append(figures["alone"])
+    clock = Clock(cpu_quota_cores=quota_cores)
+    return ModelCosts(**{f"{what}_s": clock.seconds(max(0.0, statistics.median(xs))) for what, xs in found.items()})
 
 
 def _wake_side(role: int, setup_json: str) -> None:
     """One process of `measure_wake`: 0 measures (the second stage, rank 1), 1 is the peer (rank 0,
     the source, which gathers the records and prints the measurer's CPU per step woken); the
-    measurer prints its CPU per step back to back, over the same stage and input."""
+    measurer prints its CPU per step back to back, over the same stage and input, and then
+    serves the model alone."""
     setup = json.loads(setup_json)
     steady_allocations()    # as in a worker
     torch.set_num_threads(1)
@@ -326,16 +347,40 @@ def _wake_side(role: int, setup_json: str) -> None:
         ks = sorted(mine.compute_cpu_s)[int(len(mine.compute_cpu_s) * SETTLE):]
         print("wake " + json.dumps({"woken": statistics.median(mine.compute_cpu_s[k] for k in ks)}), flush=True)
     else:
-        print("wake " + json.dumps({"back_to_back": _back_to_back(woken, plan, setup["inputs"])}), flush=True)
+        print("wake " + json.dumps({"back_to_back": _back_to_back(woken, TOKEN, plan, setup["inputs"])}), flush=True)
+        print("wake " + json.dumps({"alone": _alone(program.module(), example, setup)}), flush=True)
 
 
-def _back_to_back(model: nn.Module, plan: Plan, n: int) -> float:
+def _alone(model: nn.Module, example: tuple, setup: dict) -> float:
+    """CPU per input of the whole model served alone through the worker's loop, paced to the
+    quota as a testbed worker is (`EmulatedSpeed`), beyond making the input and the same step
+    back to back."""
+    plan = one_device_plan(model, example)
+    fn, _ = input_source(None, example)      # the inputs `edgewise run` makes when given a count
+    n = setup["inputs"]
+    making = _input_cost(Clock(cpu_quota_cores=1.0), fn, n)      # CPU seconds
+    os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_PORT=str(setup["ports"][1]),
+                      MASTER_ADDR=setup["addresses"][0])
+    (mine,) = serve(model, example, plan, fn, n, timeout_s=setup["timeout_s"], cpu_quota_cores=setup["quota"])
+    return _per_input_cpu(mine) - making - _back_to_back(model, example, plan, n)
+
+
+def one_device_plan(model: nn.Module, example: tuple) -> Plan:
+    """The whole model on one device, "measurer"."""
+    names = [n.name for n in export_module(model, example).graph.nodes if n.op == "call_function"]
+    device = next(iter(builtin_devices().values()))     # any: nothing here is costed
+    cluster = Cluster(name="runtime-costs", nodes=[Node(name="measurer", device=device)])
+    return Plan(model="alone probe", cluster=cluster, stages=[Stage(devices=["measurer"], ops=names)])
+
+
+def _back_to_back(model: nn.Module, example: tuple, plan: Plan, n: int) -> float:
     """Thread CPU per step of the plan's last stage, run back to back on the input it gets in a run."""
-    staged = split(model, TOKEN, plan)
-    env = dict(zip(staged.inputs, TOKEN))
+    staged = split(model, example, plan)
+    env = dict(zip(staged.inputs, example))
     samples = []
     with torch.inference_mode():
-        env = run_stage(staged.stages[0], env, staged.params)
+        for st in staged.stages[:-1]:
+            env = run_stage(st, env, staged.params)
         for _ in range(n):
             t0 = time.thread_time()
             run_stage(staged.stages[-1], env, staged.params)

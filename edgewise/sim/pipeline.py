@@ -111,12 +111,13 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
                 cpu_before, received = 0.0, runtime[dev].recv(input_bytes)
             nxt = spans[i + 1].devices[k % len(spans[i + 1].devices)] if i + 1 < len(spans) else None
             out_bytes = prof.cut_bytes(span.end) if nxt else 0
-            compute_s = prof.stage_time_s(prof.class_of[dev], span.start, span.end)
+            alone = dev == source and prof.serves_alone(prof.class_of[dev], span.start, span.end)
+            compute_s = prof.stage_time_s(prof.class_of[dev], span.start, span.end, woken=not alone)
             notes = last and dev != source and sends_note(plan, k, inputs)
             if out_bytes or notes:
                 cpu_after = runtime[dev].send(out_bytes or NOTE_BYTES)
             else:   # a last stage: an input it made itself it also finishes, with nothing sent or received
-                cpu_after = runtime[dev].loop(input_bytes) if i == 0 and dev == source else 0.0
+                cpu_after = prof.finishing_s(prof.class_of[dev]) if i == 0 and dev == source else 0.0
             task = env.task(f"stage{i} input{k}", env.resource(f"device:{dev}"), cpu_before + compute_s + cpu_after,
                             prev + sender_room(dev) + after_tail(dev), input=k, stage=i, device=dev,
                             kind="compute", compute_s=compute_s, compute_from_s=cpu_before)

@@ -8,6 +8,7 @@ efficiencies with which to predict runs on the testbed (`testbed_cost_model`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import statistics
@@ -31,6 +32,8 @@ from edgewise.testbed.host import host_core_flops, latest_runtime_cost
 from edgewise.testbed.layout import Layout, plan_layout
 
 LABEL_PREFIX = "testbed:"
+WAKE_SPAN_S = 3.0        # host seconds a stream of the model-cost probe aims at
+WAKE_FEWEST = 20         # inputs a stream has at least (the first fifth settles)
 
 
 def testbed_label(device_name: str) -> str:
@@ -40,8 +43,9 @@ def testbed_label(device_name: str) -> str:
 def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bool, repeats: int | None,
                        db: str | None, runtime: bool = True, program: str | None = None) -> dict:
     """Run `edgewise profile` inside `node`'s emulated device, then (with `runtime`) measure the
-    runtime's own costs there, and with `program` (`model` saved by torch.export.save) what a
-    step of it costs a worker woken for each input; returns the profile's JSON result.
+    runtime's own costs there, and with `program` (`model` saved by torch.export.save) what the
+    model costs the runtime (a step woken for each input, an input served alone); returns the
+    profile's JSON result.
 
     The rest of the fleet stays idle. Profiling with it running the model (as in a pipelined
     run) was tried, to count the host's caches shared with the other devices; with the
@@ -121,16 +125,34 @@ def _measure_runtime(cluster: Cluster, layout: Layout, node: str, db: str | None
     _record(cluster, layout, node, rows, f"the runtime's own costs inside {node!r} of {cluster.name}", db)
 
 
+def measure_model_costs_in_testbed(cluster: Cluster, node: str, model: str, program: str, db: str | None) -> None:
+    """Only what `model` costs the runtime inside `node`, as `profile_in_testbed` measures it
+    after the ops (which must have been profiled there): to measure it again without them."""
+    layout = _testbed_for(cluster, node)
+    try:
+        _measure_wake(cluster, layout, node, model, program, db)
+    finally:
+        netns.down()
+
+
 def _measure_wake(cluster: Cluster, layout: Layout, node: str, model: str, program: str, db: str | None) -> None:
-    """What a step of `model` costs `node` beyond its back-to-back profile when woken for each
-    input (runtime/costs.py, measure_wake), as a "runtime" row of op_class "wake" for the model,
-    in the cluster's own time; nothing for a one-device cluster."""
+    """What `model` costs `node` beyond its back-to-back profile (runtime/costs.py, measure_wake):
+    a step woken for each input and an input served alone, as "runtime" rows of op_class "wake"
+    and "alone" for the model, in the cluster's own time; nothing for a one-device cluster.
+
+    The streams span about WAKE_SPAN_S of the host's time each (as the profile timed the model
+    here), within the probe's bounds: 120 inputs of resnet18 on an emulated Pi take 40 s."""
     if (ends := _ends(layout, cluster, node)) is None:
         return
-    wake = costs.measure_wake(program, quota_cores=layout.slot(node).cpu_quota_cores, ends=ends)
-    row = Measurement(kind="runtime", op_class="wake", dtype="float32", time_s=wake / layout.dilation,
-                      repeats=costs.ROUNDS, model=model)
-    _record(cluster, layout, node, [row], f"a step's wake-up cost of {model} inside {node!r} of {cluster.name}", db)
+    label = testbed_label(cluster.node(node).device.name)
+    with ProfileDB(db or default_db_path(), readonly=True) as store:
+        step_s = sum(statistics.median(ts) for ts in _op_times(store, label, model, cluster.name).values())
+    inputs = max(WAKE_FEWEST, min(costs.WAKE_INPUTS, math.ceil(WAKE_SPAN_S / max(step_s * layout.dilation, 1e-9))))
+    found = costs.measure_wake(program, quota_cores=layout.slot(node).cpu_quota_cores, ends=ends, inputs=inputs)
+    rows = [Measurement(kind="runtime", op_class=what, dtype="float32", time_s=t / layout.dilation,
+                        repeats=costs.ROUNDS, model=model)
+            for what, t in (("wake", found.wake_s), ("alone", found.alone_s))]
+    _record(cluster, layout, node, rows, f"what {model} costs the runtime inside {node!r} of {cluster.name}", db)
 
 
 def _ends(layout: Layout, cluster: Cluster, node: str) -> costs.Ends | None:
@@ -187,19 +209,21 @@ def testbed_cost_model(cluster: Cluster, base: CostModel, model: str | None = No
             for label, name in labels.items():
                 times = _op_times(db, label, model, cluster.name)
                 measured.update({(name, op): statistics.median(ts) for op, ts in times.items()})
-                if (wake := _wake_s(db, label, model, cluster.name)) is not None:
-                    runtime[name] = replace(runtime.get(name, FREE), wake_s=wake)
+                found = _model_rows(db, label, model, cluster.name)
+                if found:
+                    runtime[name] = replace(runtime.get(name, FREE), **{f"{what}_s": t for what, t in found.items()})
     return replace(base, per_device=per_device, measured_s=measured, runtime=runtime)
 
 
-def _wake_s(db: ProfileDB, label: str, model: str, cluster: str) -> float | None:
-    """A step's wake-up cost of `model` as `label` in `cluster`'s testbed, as last measured."""
-    found = None
+def _model_rows(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str, float]:
+    """The runtime's costs of `model` as `label` in `cluster`'s testbed ("wake", "alone"), each as
+    last measured."""
+    found = {}
     for run in db.runs(label):
         if run.software.get("cluster") == cluster:
             for m in db.measurements(device=label, kind="runtime", run_id=run.id):
-                if m.op_class == "wake" and m.model == model:
-                    found = m.time_s
+                if m.op_class in ("wake", "alone") and m.model == model:
+                    found[m.op_class] = m.time_s
     return found
 
 

@@ -97,9 +97,23 @@ def saved_mlp(tmp_path):
     return path
 
 
-def test_a_steps_wake_up_cost_is_a_time_of_its_own_never_negative(saved_mlp):
-    wake = costs.measure_wake(saved_mlp, rounds=1, inputs=30)
-    assert 0.0 <= wake < 0.1
+def test_a_models_own_runtime_costs_are_times_of_their_own_never_negative(saved_mlp):
+    found = costs.measure_wake(saved_mlp, rounds=1, inputs=30)
+    assert 0.0 <= found.wake_s < 0.1 and 0.0 <= found.alone_s < 0.1
+
+
+def test_the_alone_probe_serves_the_whole_model_on_one_device():
+    import torch
+    from edgewise.graph.stages import run_stage
+    from edgewise.runtime.partition import split
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).eval()
+    example = (torch.randn(1, 8),)
+    plan = costs.one_device_plan(model, example)
+    staged = split(model, example, plan)
+    assert [s.devices for s in plan.stages] == [["measurer"]] and len(staged.stages) == 1
+    with torch.inference_mode():
+        env = run_stage(staged.stages[0], dict(zip(staged.inputs, example)), staged.params)
+    assert torch.allclose(env[staged.outputs[0]], model(*example))
 
 
 def test_a_wake_side_that_dies_is_a_one_line_error_within_the_timeout(monkeypatch, saved_mlp):

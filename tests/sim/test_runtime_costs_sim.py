@@ -9,7 +9,9 @@ from synthetic import chain_graph, lan_cluster  # noqa: E402
 
 from edgewise.cost.roofline import CostModel
 from edgewise.cost.runtime import Linear, RuntimeCost
+from edgewise.plan.evaluate import StageSpan, _device_loads
 from edgewise.plan.planners import PLANNERS
+from edgewise.plan.profile import profile
 from edgewise.sim.pipeline import simulate
 
 
@@ -98,3 +100,29 @@ def test_a_steps_wake_up_cost_is_part_of_every_stage_step_that_runs_any_op():
     # once per stage, not per op: a stage is one step of its device however many ops it holds
     assert woken.report.per_stage_s == pytest.approx([t + wake for t in free.report.per_stage_s])
     assert woken.report.latency_s.p50 >= free.report.latency_s.p50 + wake * len(plan.stages) - 1e-12
+
+
+def test_a_device_serving_the_whole_model_alone_pays_its_measured_cost_instead_of_the_loop_and_the_wake():
+    graph, cluster = chain_graph(40, 3), lan_cluster(pis=0, nanos=1)
+    plan = PLANNERS["even"](graph, cluster, "throughput", None, 1)
+    base = {d: RuntimeCost(input=Linear(1e-3), loop=Linear(2e-3), wake_s=4e-3) for d in {n.device.name for n in cluster.nodes}}
+    alone = {d: RuntimeCost(input=Linear(1e-3), loop=Linear(2e-3), wake_s=4e-3, alone_s=5e-4) for d in base}
+    woken, measured = (simulate(plan, graph, CostModel(runtime=rt), inputs=40).report for rt in (base, alone))
+    # per input: the loop and the wake-up (6 ms) give way to the cost of serving alone (0.5 ms)
+    assert 1 / measured.throughput_per_s == pytest.approx(1 / woken.throughput_per_s - 6e-3 + 5e-4)
+    assert measured.per_stage_s[0] == pytest.approx(woken.per_stage_s[0] - 4e-3)
+    planned = PLANNERS["even"](graph, cluster, "throughput", CostModel(runtime=alone), 1)
+    assert planned.predicted.throughput_per_s == pytest.approx(measured.throughput_per_s, rel=0.01)
+
+
+def test_replicas_of_the_whole_model_that_receive_their_inputs_are_still_woken():
+    graph, cluster = chain_graph(40, 3), lan_cluster(pis=0, nanos=2)
+    first, other = (n.name for n in cluster.nodes)
+    spans = [StageSpan(0, len(graph.ops), (first, other))]
+
+    def loads(**costs) -> dict[str, float]:
+        rt = CostModel(runtime={n.device.name: RuntimeCost(**costs) for n in cluster.nodes})
+        return _device_loads(profile(graph, cluster, rt, 1), spans)
+    plain, woken = loads(alone_s=1e-4), loads(alone_s=1e-4, wake_s=3e-3)
+    assert woken[first] == pytest.approx(plain[first])              # makes its own inputs: not woken
+    assert woken[other] == pytest.approx(plain[other] + 3e-3 / 2)   # receives its half of them
