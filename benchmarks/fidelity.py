@@ -16,8 +16,9 @@ run still leaves its figures.
 `--repredict` predicts a results file's runs again (after a change to the simulator); with
 `--remeasure-runtime` it first measures the runtime's own costs again inside every device type of
 every cluster in the file (after a change to what that probe measures), and with
-`--remeasure-model-costs` what each model of the file costs the runtime there (a step woken, an
-input served alone), leaving the ops' profiles as they are. Runs nothing but the probes.
+`--remeasure-model-costs` what each model of the file (of `--models`) costs the runtime there (a
+step woken, an input served alone), leaving the ops' profiles as they are. Runs nothing but the
+probes.
 """
 from __future__ import annotations
 
@@ -178,7 +179,8 @@ def repredict(path: Path, a) -> None:
                 measure_runtime_in_testbed(cluster, node, db=None)
                 print(f"runtime costs measured again: {kind} in {cname}", file=sys.stderr, flush=True)
     if a.remeasure_model_costs:
-        for model in dict.fromkeys(row["model"] for row in rows):
+        chosen = a.models.split(",")      # by default every model of the benchmark
+        for model in dict.fromkeys(row["model"] for row in rows if row["model"] in chosen):
             with saved_program(model) as program:
                 for cname in dict.fromkeys(row["cluster"] for row in rows if row["model"] == model):
                     cluster = load_cluster(cname)
