@@ -177,17 +177,25 @@ class Clock:
 
 
 WALL = Clock()
+# A model's whole forward is timed over at least this much wall time: five passes of a small
+# model fit in a few ms, which one burst of the host's other work can cover (mlp on an emulated
+# Pi of pi-fleet profiled at 1.85 ms a pass where its profiles in the other clusters read 1.28
+# and 1.31, and its runs took 1.44), and that figure sets the sum of its ops' rows.
+FORWARD_SPAN_S = 0.5
+MAX_CALLS = 400
 
 
 def median_time_s(call: Callable[[], Any], dev: torch.device, repeats: int, warmup: int = 1,
-                  clock: Clock = WALL) -> float:
-    """Median time of `call` over `repeats` calls, after `warmup` untimed calls (GPU-synchronised)."""
+                  clock: Clock = WALL, span_s: float = 0.0) -> float:
+    """Median time of `call` over `repeats` calls, or more until they span `span_s` of wall time
+    (at most MAX_CALLS), after `warmup` untimed calls (GPU-synchronised)."""
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         call()
     sync()
     times = []
-    for _ in range(repeats):
+    began = time.perf_counter()
+    while len(times) < repeats or (time.perf_counter() - began < span_s and len(times) < MAX_CALLS):
         t0 = clock.now()
         call()
         sync()
@@ -269,7 +277,7 @@ def time_ops(gm: torch.fx.GraphModule, inputs: tuple, graph: OpGraph, dev: torch
         whole = split_graph(gm, gm, lambda node: 0)
         env = dict(zip(whole.inputs, inputs))
         forward_s = median_time_s(lambda: run_stage(whole.stages[0], env, whole.params), dev, repeats,
-                                  clock=clock)
+                                  clock=clock, span_s=FORWARD_SPAN_S)
     medians = {name: statistics.median(ts) for name, ts in timer.times.items()}
     glue = (forward_s - sum(medians.values())) / max(1, len(medians))
     if glue < 0:    # timer overhead made the ops look slower than the whole: scale them down instead

@@ -130,7 +130,19 @@ def test_op_rows_add_up_to_the_whole_forward(monkeypatch, forward_s):
     dev = torch.device("cpu")
     gm, dev_inputs = profiler.export_for_timing(model, inputs, dev)
     # the plain forward that time_ops times: a fixed figure, so the check does not race the host
-    monkeypatch.setattr(profiler, "median_time_s", lambda call, dev, repeats, warmup=1, clock=profiler.WALL: forward_s)
+    monkeypatch.setattr(profiler, "median_time_s", lambda call, dev, repeats, warmup=1, clock=profiler.WALL, span_s=0.0: forward_s)
     rows = profiler.time_ops(gm, dev_inputs, graph, dev, op_class, repeats=3)
     assert sum(m.time_s for m in rows) == pytest.approx(forward_s, rel=1e-9)
     assert all(m.time_s >= 0 for m in rows)
+
+
+def test_a_short_call_is_timed_until_its_calls_span_the_wall_time_asked():
+    calls = []
+    profiler.median_time_s(lambda: calls.append(1), torch.device("cpu"), repeats=3, warmup=0, span_s=0.05)
+    assert len(calls) > 3
+    calls.clear()
+    profiler.median_time_s(lambda: calls.append(1), torch.device("cpu"), repeats=3, warmup=0)
+    assert len(calls) == 3
+    calls.clear()
+    profiler.median_time_s(lambda: calls.append(1), torch.device("cpu"), repeats=3, warmup=0, span_s=60.0)
+    assert len(calls) == profiler.MAX_CALLS     # a bound, however fast the call
