@@ -162,7 +162,7 @@ def profile(
             result = profile_in_testbed(the_cluster, testbed_device, model, quick, repeats,
                                         str(db) if db else None, program=program)
         emit(result, as_json, lambda: console.print(f"measured inside {testbed_device!r} into {result['db']} "
-                                                    f"as {result['device']['name']}"))
+                                                    f"as {result['device']['name']}{_model_costs(result)}"))
         return
     if threads:
         torch.set_num_threads(threads)
@@ -215,6 +215,14 @@ def profile(
     emit(result, as_json, lambda: _render_profile(result))
 
 
+def _model_costs(r: dict) -> str:
+    """What the model costs the runtime in the device, where it was measured, as a clause."""
+    rt = r.get("runtime") or {}
+    parts = ([f"a step woken for each input {rt['wake_s'] * 1e6:.0f} us"] if rt.get("wake_s") else []) + \
+            ([f"an input served alone {rt['alone_s'] * 1e6:.0f} us"] if rt.get("alone_s") is not None else [])
+    return f"; beyond the back-to-back compute: {', '.join(parts)}" if parts else ""
+
+
 def _render_profile(r: dict) -> None:
     t = Table(title=f"measured on {r['host']} as device {r['device'].name} ({r['device'].summary})")
     for col in ("benchmark", "dtype", "shape", "median time", "achieved"):
@@ -234,9 +242,5 @@ def _render_profile(r: dict) -> None:
     if r["runtime"]:
         costs = "; ".join(f"{what} {c['fixed_s'] * 1e6:.0f} us + {c['per_byte_s'] * 1e9:.2f} ns/B"
                           for what, c in r["runtime"].items() if isinstance(c, dict))
-        if r["runtime"].get("wake_s"):
-            costs += f"; a step's wake-up {r['runtime']['wake_s'] * 1e6:.0f} us"
-        if r["runtime"].get("alone_s") is not None:
-            costs += f"; an input served alone {r['runtime']['alone_s'] * 1e6:.0f} us beyond making and compute"
         console.print(f"the runtime's own costs (CPU): {costs}")
     console.print(f"stored as run {r['run_id']} in {r['db']}")

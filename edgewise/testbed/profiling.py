@@ -77,7 +77,11 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
         netns.down()
     # the runtime's costs that predictions for this cluster use (the profile's own JSON fits
     # every cluster's rows of the label together)
-    inside = latest_runtime_cost(testbed_label(cluster.node(node).device.name), db or default_db_path(), cluster.name)
+    label = testbed_label(cluster.node(node).device.name)
+    inside = latest_runtime_cost(label, db or default_db_path(), cluster.name)
+    if inside is not None and model:
+        with ProfileDB(db or default_db_path(), readonly=True) as store:
+            inside = replace(inside, **{f"{what}_s": t for what, t in _model_rows(store, label, model, cluster.name).items()})
     return {**result, "runtime": asdict(inside) if inside else None}
 
 
