@@ -17,7 +17,9 @@ but a device that neither sends nor receives pays on its own. The rows go to the
 database as kind "runtime", op_class "input", "send", "recv" or "loop", bytes = message size,
 time per message; `cost/runtime.py` fits a fixed plus a per-byte cost to them. One more probe,
 `measure_wake`, runs a given model as the receiving side: what a step of it costs beyond the
-same step back to back is the step's wake-up cost (op_class "wake", for that model).
+same step back to back is the step's wake-up cost (op_class "wake", for that model); the
+measuring side then serves the model alone, and what an input costs beyond making it and the
+step back to back is its cost of serving alone (op_class "alone").
 
 CPU time over the process's CPU quota (one core outside the testbed) is what is counted:
 waiting for the peer is not the device's work, and the peer's own CPU is its own. Inside the
