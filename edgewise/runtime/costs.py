@@ -167,13 +167,16 @@ def probe(nbytes: int, order: tuple[str, ...]) -> tuple[nn.Module, tuple, Plan]:
     ("measurer", "peer"): cut after the add over two, whole on one."""
     model = _Probe()
     example = (torch.zeros(nbytes // 4),)
+    cuts = [slice(0, 1), slice(1, None)] if len(order) == 2 else [slice(None)]
+    return model, example, _probe_plan("runtime-costs probe", model, example, dict(zip(order, cuts)))
+
+
+def _probe_plan(name: str, model: nn.Module, example: tuple, stages: dict[str, slice]) -> Plan:
+    """A plan of `model` with one stage per device of `stages`, holding that slice of its ops."""
     names = [n.name for n in export_module(model, example).graph.nodes if n.op == "call_function"]
     device = next(iter(builtin_devices().values()))     # any: nothing here is costed
-    cluster = Cluster(name="runtime-costs", nodes=[Node(name=n, device=device) for n in order])
-    cuts = [names[:1], names[1:]] if len(order) == 2 else [names]
-    plan = Plan(model="runtime-costs probe", cluster=cluster,
-                stages=[Stage(devices=[d], ops=ops) for d, ops in zip(order, cuts)])
-    return model, example, plan
+    cluster = Cluster(name="runtime-costs", nodes=[Node(name=d, device=device) for d in stages])
+    return Plan(model=name, cluster=cluster, stages=[Stage(devices=[d], ops=names[cut]) for d, cut in stages.items()])
 
 
 def _side(role: int, setup_json: str) -> None:
@@ -290,12 +293,7 @@ def wake_probe(model: nn.Module, example: tuple) -> tuple[nn.Module, Plan]:
     """`model` on `example` behind an added op, and a plan that runs that op on "peer" and the
     model on "measurer"; the stream's inputs are TOKEN-shaped."""
     woken = _Woken(model, example)
-    names = [n.name for n in export_module(woken, TOKEN).graph.nodes if n.op == "call_function"]
-    device = next(iter(builtin_devices().values()))     # any: nothing here is costed
-    cluster = Cluster(name="runtime-costs", nodes=[Node(name=n, device=device) for n in ("peer", "measurer")])
-    plan = Plan(model="wake probe", cluster=cluster,
-                stages=[Stage(devices=["peer"], ops=names[:1]), Stage(devices=["measurer"], ops=names[1:])])
-    return woken, plan
+    return woken, _probe_plan("wake probe", woken, TOKEN, {"peer": slice(0, 1), "measurer": slice(1, None)})
 
 
 @dataclass(frozen=True)
@@ -321,7 +319,7 @@ def measure_wake(program: str, quota_cores: float = 1.0, ends: Ends = Ends(), ro
                 figures.update(json.loads(line[5:]))
         _pair("_wake_side", {"program": program, "inputs": inputs, "ports": _ports(ends, 2), "quota": quota_cores},
               ends, take,
-              lambda: {"woken", "back_to_back", "alone"} <= figures.keys(), "a step's wake-up cost")
+              lambda: {"woken", "back_to_back", "alone"} <= figures.keys(), "what the model costs the runtime")
         found["wake"].append(figures["woken"] - figures["back_to_back"])
         found["alone"].append(figures["alone"])
     clock = Clock(cpu_quota_cores=quota_cores)
@@ -369,10 +367,7 @@ def _alone(model: nn.Module, example: tuple, setup: dict) -> float:
 
 def one_device_plan(model: nn.Module, example: tuple) -> Plan:
     """The whole model on one device, "measurer"."""
-    names = [n.name for n in export_module(model, example).graph.nodes if n.op == "call_function"]
-    device = next(iter(builtin_devices().values()))     # any: nothing here is costed
-    cluster = Cluster(name="runtime-costs", nodes=[Node(name="measurer", device=device)])
-    return Plan(model="alone probe", cluster=cluster, stages=[Stage(devices=["measurer"], ops=names)])
+    return _probe_plan("alone probe", model, example, {"measurer": slice(None)})
 
 
 def _back_to_back(model: nn.Module, example: tuple, plan: Plan, n: int) -> float:

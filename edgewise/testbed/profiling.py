@@ -72,7 +72,7 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
         if runtime:
             _measure_runtime(cluster, layout, node, db)
         if model and program:
-            _measure_wake(cluster, layout, node, model, program, db)
+            _measure_model_costs(cluster, layout, node, model, program, db)
     finally:
         netns.down()
     # the runtime's costs that predictions for this cluster use (the profile's own JSON fits
@@ -134,12 +134,12 @@ def measure_model_costs_in_testbed(cluster: Cluster, node: str, model: str, prog
     after the ops (which must have been profiled there): to measure it again without them."""
     layout = _testbed_for(cluster, node)
     try:
-        _measure_wake(cluster, layout, node, model, program, db)
+        _measure_model_costs(cluster, layout, node, model, program, db)
     finally:
         netns.down()
 
 
-def _measure_wake(cluster: Cluster, layout: Layout, node: str, model: str, program: str, db: str | None) -> None:
+def _measure_model_costs(cluster: Cluster, layout: Layout, node: str, model: str, program: str, db: str | None) -> None:
     """What `model` costs `node` beyond its back-to-back profile (runtime/costs.py, measure_wake):
     a step woken for each input and an input served alone, as "runtime" rows of op_class "wake"
     and "alone" for the model, in the cluster's own time; nothing for a one-device cluster.

@@ -122,6 +122,6 @@ def test_a_wake_side_that_dies_is_a_one_line_error_within_the_timeout(monkeypatc
     monkeypatch.setattr(costs.subprocess, "Popen",
                         lambda argv, **kw: real_popen([argv[0], "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], **kw))
     t = time.monotonic()
-    with pytest.raises(EdgewiseError, match="wake-up cost between two processes failed") as e:
+    with pytest.raises(EdgewiseError, match="what the model costs the runtime between two processes failed") as e:
         costs.measure_wake(saved_mlp, rounds=1, inputs=5)
     assert time.monotonic() - t < 30 and "\n" not in str(e.value)
