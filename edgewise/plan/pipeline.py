@@ -226,7 +226,9 @@ class PipelineSearch:
         shared_first = g < 0 and r2 > 1 and mode == "throughput"
         ch = self.channels[self.group[k2]][k2] if g < 0 else self.channels[g][k2]
         private = ch is not None and not ch.shared
-        ck = (g, r if private else 0, k2, r2 if (private or shared_first) else 0, mode, bound)
+        # the first stage's first device, while it is the only stage so far, also forwards inputs
+        forward = self._forward_s(self.channels[g][used.index(r)], r) if private and g >= 0 and sum(used) == r else 0.0
+        ck = (g, r if private else 0, k2, r2 if (private or shared_first) else 0, forward, mode, bound)
         if ck in self._costs:
             return self._costs[ck]
         cost = np.zeros(len(self.pos))
@@ -238,7 +240,7 @@ class PipelineSearch:
                     cost[:] = np.inf
                 elif ch.shared:
                     cost[0] = self.input_bytes / ch.bandwidth_bytes_per_s * (r2 - 1) / r2
-                elif self.input_bytes / ch.bandwidth_bytes_per_s / r2 > bound * (1 + 1e-12):
+                elif self._forward_s(ch, r2) > bound * (1 + 1e-12):
                     cost[:] = np.inf
         elif ch is None:
             cost[:] = np.inf
@@ -249,9 +251,17 @@ class PipelineSearch:
             elif ch.shared:
                 cost = np.where(send_s <= bound * (1 + 1e-12), send_s, np.inf)
             else:
-                cost = np.where(send_s / math.lcm(r, r2) <= bound * (1 + 1e-12), 0.0, np.inf)
+                # each of the r senders sends its share through its one sender thread
+                cost = np.where(send_s / r + forward <= bound * (1 + 1e-12), 0.0, np.inf)
         self._costs[ck] = cost
         return cost
+
+    def _forward_s(self, ch, replicas: int) -> float:
+        """Busy seconds per input of stage 0's first device forwarding the other replicas' inputs
+        over private links."""
+        if ch is None or ch.shared:
+            return 0.0
+        return self.input_bytes / ch.bandwidth_bytes_per_s * (replicas - 1) / replicas
 
     @staticmethod
     def _merge(level, dst, new, arg, src_level, src, k2, r2, vals, from_p, from_level, from_row, from_k, from_r):
