@@ -62,6 +62,8 @@ def main() -> None:
     ap.add_argument("--max-inputs", type=int, default=1500)
     ap.add_argument("--seconds", type=float, default=4.0, help="aim each run at this much of the cluster's time")
     ap.add_argument("--runs", type=int, default=3, help="runs of each plan; the figures are their medians")
+    ap.add_argument("--profile-rounds", type=int, default=3,
+                    help="profiles of each device type in each cluster, each in a fresh process (ops: their median)")
     ap.add_argument("--repredict", type=Path, help="predict the runs of this results file again; run nothing")
     ap.add_argument("--remeasure-runtime", action="store_true",
                     help="with --repredict: first measure the runtime's own costs again in each cluster's testbed")
@@ -69,8 +71,8 @@ def main() -> None:
                     help="with --repredict: first measure what each model costs the runtime again there")
     ap.add_argument("--out", type=Path, default=OUT, help="where the results go")
     a = ap.parse_args()
-    if a.runs < 1:
-        sys.exit("--runs: at least 1")
+    if a.runs < 1 or a.profile_rounds < 1:
+        sys.exit("--runs, --profile-rounds: at least 1")
     if (a.remeasure_runtime or a.remeasure_model_costs) and not a.repredict:
         sys.exit("--remeasure-runtime, --remeasure-model-costs: only with --repredict RESULTS.json")
     if a.repredict:
@@ -97,7 +99,8 @@ def model_rows(model: str, program: str, a, runtime_measured: set[tuple[str, str
         # each device type's ops in each cluster: its slot there (quota, period, neighbours) shapes them
         for kind, node in device_types(cluster).items():
             profile_in_testbed(cluster, node, model, quick=True, repeats=5, db=None,
-                               runtime=(cname, kind) not in runtime_measured, program=program)
+                               runtime=(cname, kind) not in runtime_measured, program=program,
+                               rounds=a.profile_rounds)
             runtime_measured.add((cname, kind))
         base = cost_model(cluster)
         profiled_cost = testbed_cost_model(cluster, base, model)

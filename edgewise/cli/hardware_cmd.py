@@ -11,6 +11,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edgewise.cli.common import JsonOption, console, emit, err_console
+from edgewise.errors import EdgewiseError
 from edgewise.hardware.catalogue import catalogue, device
 from edgewise.hardware.cluster import Cluster, Device
 from edgewise.hardware.cluster_io import builtin_clusters, load_cluster
@@ -134,6 +135,7 @@ def profile(
     repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="Timed calls per measurement (median) [default: 3 with --quick, else 10]."),
     testbed_device: Optional[str] = typer.Option(None, "--testbed-device", help="Measure inside this device of the emulated --cluster instead (recorded as `testbed:<catalogue name>`)."),
     cluster: str = typer.Option("edge-fleet", "--cluster", help="The cluster whose device --testbed-device names."),
+    rounds: Optional[int] = typer.Option(None, "--rounds", min=1, help="With --testbed-device: profile this many times, each in a fresh process; predictions take each op's median [default: 3 with MODEL, else 1]."),
     record_as: Optional[str] = typer.Option(None, "--record-as", hidden=True),
     record_cluster: Optional[str] = typer.Option(None, "--record-cluster", hidden=True),
     time_dilation: float = typer.Option(1.0, "--time-dilation", min=1.0, hidden=True),
@@ -153,6 +155,8 @@ def profile(
     from edgewise.hardware.profile_db import ProfileDB, default_db_path
     from edgewise.proc import computing_threads, steady_allocations
 
+    if rounds is not None and testbed_device is None:
+        raise EdgewiseError("--rounds: only with --testbed-device (a profile of this machine is taken once)")
     if testbed_device is not None:
         from edgewise.testbed.profiling import check_testbed_device, profile_in_testbed
         from edgewise.zoo.spec import saved_program
@@ -160,7 +164,8 @@ def profile(
         check_testbed_device(the_cluster, testbed_device)   # before exporting the model, which takes a while
         with saved_program(model) as program:
             result = profile_in_testbed(the_cluster, testbed_device, model, quick, repeats,
-                                        str(db) if db else None, program=program)
+                                        str(db) if db else None, program=program,
+                                        rounds=rounds or (3 if model else 1))
         emit(result, as_json, lambda: console.print(f"measured inside {testbed_device!r} into {result['db']} "
                                                     f"as {result['device']['name']}{_model_costs(result)}"))
         return

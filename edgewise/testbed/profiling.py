@@ -41,17 +41,23 @@ def testbed_label(device_name: str) -> str:
 
 
 def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bool, repeats: int | None,
-                       db: str | None, runtime: bool = True, program: str | None = None) -> dict:
-    """Run `edgewise profile` inside `node`'s emulated device, then (with `runtime`) measure the
-    runtime's own costs there, and with `program` (`model` saved by torch.export.save) what the
-    model costs the runtime (a step woken for each input, an input served alone); returns the
-    profile's JSON result.
+                       db: str | None, runtime: bool = True, program: str | None = None, rounds: int = 1) -> dict:
+    """Run `edgewise profile` inside `node`'s emulated device `rounds` times, each in a fresh
+    process, then (with `runtime`) measure the runtime's own costs there, and with `program`
+    (`model` saved by torch.export.save) what the model costs the runtime (a step woken for each
+    input, an input served alone); returns the last profile's JSON result.
+
+    Predictions take each op's median over the profiles (`_op_times`): one process's forward
+    can read a quarter slower than the next one's (resnet18 on pi-fleet's emulated Pi: 186 ms
+    where the same Pi read 146 and 154 ms in the other clusters and the runs took 142).
 
     The rest of the fleet stays idle. Profiling with it running the model (as in a pipelined
     run) was tried, to count the host's caches shared with the other devices; with the
     allocator settled (proc.steady_allocations) that measured the Pis 5 to 40% slower than
     pipelined runs found them (mobilenet_v2 on an emulated Pi: 75-93 ms busy, 64 ms idle, 60 ms
     in a run), because a run keeps the other devices less busy than a profile loop does."""
+    if rounds < 1:
+        raise EdgewiseError(f"profile: rounds must be at least 1, got {rounds}")
     layout = _testbed_for(cluster, node)
     try:
         slot = layout.slot(node)
@@ -64,10 +70,11 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
             cmd.append("--quick")
         if repeats:
             cmd += ["--repeats", str(repeats)]
-        proc = subprocess.run(netns.launch_argv(layout, node, cmd), capture_output=True, text=True)
-        if proc.returncode != 0:
-            lines = proc.stderr.strip().splitlines() or ["no output"]
-            raise EdgewiseError(f"profiling inside {node!r} failed: {lines[-1]}")
+        for _ in range(rounds):
+            proc = subprocess.run(netns.launch_argv(layout, node, cmd), capture_output=True, text=True)
+            if proc.returncode != 0:
+                lines = proc.stderr.strip().splitlines() or ["no output"]
+                raise EdgewiseError(f"profiling inside {node!r} failed: {lines[-1]}")
         result = json.loads(proc.stdout)
         if runtime:
             _measure_runtime(cluster, layout, node, db)

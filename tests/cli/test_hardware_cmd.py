@@ -131,3 +131,22 @@ def test_the_testbed_profile_line_names_what_the_model_costs_the_runtime():
         "; beyond the back-to-back compute: a step woken for each input 120 us, an input served alone 30 us")
     assert _model_costs({"runtime": {"wake_s": 0.0, "alone_s": None}}) == ""    # no model: nothing measured
     assert _model_costs({"runtime": None}) == ""
+
+
+def test_a_testbed_profile_of_a_model_is_taken_three_times_unless_asked_otherwise(runner, monkeypatch):
+    import contextlib
+    from edgewise.testbed import profiling
+    from edgewise.zoo import spec
+    asked = []
+    monkeypatch.setattr(profiling, "check_testbed_device", lambda *a: None)
+    monkeypatch.setattr(spec, "saved_program", contextlib.contextmanager(lambda model: iter([None])))
+    monkeypatch.setattr(profiling, "profile_in_testbed", lambda *a, rounds, **k: asked.append(rounds) or {"rounds": rounds})
+    for args in (["zoo:mlp"], [], ["zoo:mlp", "--rounds", "5"]):
+        result = runner.invoke(cli.app, ["profile", *args, "--testbed-device", "pi0", "--json"])
+        assert result.exit_code == 0, result.output
+    assert asked == [3, 1, 5]
+
+
+def test_rounds_without_a_testbed_device_are_refused(runner):
+    result = runner.invoke(cli.app, ["profile", "--rounds", "2"])
+    assert isinstance(result.exception, EdgewiseError) and "--rounds" in str(result.exception)

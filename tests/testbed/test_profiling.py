@@ -128,3 +128,28 @@ def test_a_steps_wake_up_cost_is_the_latest_measured_for_that_model_in_that_clus
     assert costs("slow-link", "zoo:m5") == (0.0, None)     # another cluster's slot wakes differently: not used
     assert costs("pi-fleet", None) == (0.0, None)          # no model, no step to wake
 
+
+
+def test_each_round_is_a_profile_in_a_fresh_process_and_a_failed_one_stops_them(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+    from edgewise.testbed.layout import Slot
+    started = []
+    slot = Slot(node="pi0", netns="edgewise-d0", address="198.18.0.1", cpu_quota_cores=0.25, cpus=(0,), threads=1)
+    monkeypatch.setattr(profiling, "_testbed_for", lambda *a: SimpleNamespace(dilation=1.0, slot=lambda node: slot))
+    monkeypatch.setattr(profiling.netns, "launch_argv", lambda layout, node, cmd: cmd)
+    monkeypatch.setattr(profiling.netns, "down", lambda: started.append("down"))
+
+    def run(cmd, **kwargs):
+        started.append(cmd)
+        failed = len(started) > 3
+        return subprocess.CompletedProcess(cmd, int(failed), stdout=json.dumps({"round": len(started)}), stderr="boom\n")
+    monkeypatch.setattr(profiling.subprocess, "run", run)
+    pi_fleet, db = load_cluster("pi-fleet"), str(tmp_path / "p.db")
+    result = profiling.profile_in_testbed(pi_fleet, "pi0", None, True, None, db, runtime=False, rounds=3)
+    assert result == {"round": 3, "runtime": None} and started[-1] == "down"
+    assert all("profile" in cmd for cmd in started[:3])
+    with pytest.raises(EdgewiseError, match="profiling inside 'pi0' failed: boom"):
+        profiling.profile_in_testbed(pi_fleet, "pi0", None, True, None, db, runtime=False, rounds=2)
+    assert started[-1] == "down"        # torn down after a failed round too
+    with pytest.raises(EdgewiseError, match="at least 1"):
+        profiling.profile_in_testbed(pi_fleet, "pi0", None, True, None, db, rounds=0)
