@@ -228,7 +228,7 @@ class PipelineSearch:
         private = ch is not None and not ch.shared
         # the first stage's first device, while it is the only stage so far, also forwards inputs
         forward = self._forward_s(self.channels[g][used.index(r)], r) if private and g >= 0 and sum(used) == r else 0.0
-        ck = (g, r if private else 0, k2, r2 if (private or shared_first) else 0, forward, mode, bound)
+        ck = (g, r if private else 0, k2, r2 if shared_first else 0, forward, mode, bound)
         if ck in self._costs:
             return self._costs[ck]
         cost = np.zeros(len(self.pos))

@@ -129,7 +129,6 @@ def test_a_steps_wake_up_cost_is_the_latest_measured_for_that_model_in_that_clus
     assert costs("pi-fleet", None) == (0.0, None)          # no model, no step to wake
 
 
-
 def test_each_round_is_a_profile_in_a_fresh_process_and_a_failed_one_stops_them(tmp_path, monkeypatch):
     from types import SimpleNamespace
     from edgewise.testbed.layout import Slot
