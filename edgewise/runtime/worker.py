@@ -32,6 +32,7 @@ from edgewise.graph.stages import run_stage
 from edgewise.plan.schema import Plan
 from edgewise.plan.window import note_admitting, sends_note
 from edgewise.proc import computing_threads, exact_timers, rss_bytes, sleep_until, threads_cpu_s
+from edgewise.runtime.clock import shared_origin
 from edgewise.runtime.partition import split, to_device
 from edgewise.runtime.topology import Seat, inputs_of, pairs, rank_for, seats
 from edgewise.runtime.wire import pack, unpack, wire_specs
@@ -42,7 +43,7 @@ DEVICES = ("cpu", "cuda")
 
 @dataclass
 class SeatRecord:
-    """What one process saw, in seconds since the shared start barrier."""
+    """What one process saw, in seconds since the run's common origin (`runtime/clock.py`)."""
     rank: int
     stage: int
     device: str
@@ -162,8 +163,7 @@ def _serve(model, example_inputs, plan, seat: Seat, dev: torch.device, groups: d
             torch.cuda.current_stream(dev).synchronize()
 
     sender = Sender(rec, dev)
-    dist.barrier()
-    t0 = time.perf_counter()
+    t0 = shared_origin(dev)   # also the start barrier
     base_rss = peak_rss = rss_bytes()
     def post_receive(k: int) -> tuple[torch.Tensor, dist.Work]:
         src = 0 if seat.stage == 0 else rank_for(plan, seat.stage - 1, k)
