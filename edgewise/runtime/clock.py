@@ -23,7 +23,8 @@ ROUND_TRIPS = 8   # the least delay of a few is close to the link's; queueing on
 def shared_origin(dev: torch.device) -> float:
     """The same instant on every rank (rank 0's now), as a reading of this rank's `perf_counter`.
 
-    Every rank of the default group must call it together, after the start barrier.
+    Every rank of the default group must call it together; no rank returns before rank 0 has
+    heard from every other, so it is the run's start barrier as well.
     """
     rank, world = dist.get_rank(), dist.get_world_size()
     stamp = torch.zeros(1, dtype=torch.float64, device=dev)
