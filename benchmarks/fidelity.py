@@ -139,7 +139,7 @@ def run_once(plan: Plan, n: int) -> dict:
         plan_file = str(Path(tmp) / "plan.json")
         Path(plan_file).write_text(plan.to_json())
         t = time.perf_counter()
-        measured, _ = run_plan(plan, plan_file, str(n), n, warmup=warmup_of(n), testbed=True)
+        measured = run_plan(plan, plan_file, str(n), n, warmup=warmup_of(n), testbed=True).report
     return {"throughput_per_s": measured.throughput_per_s, "p50_s": measured.latency_s.p50,
             "per_stage_s": measured.per_stage_s, "dilation": measured.time_dilation,
             "run_s": time.perf_counter() - t}

@@ -59,7 +59,7 @@ def measure_model(model: str, a) -> dict:
             plan = PLANNERS[planner](graph, cluster, "throughput", planned_with, 1)
             plan_file = str(Path(tmp) / f"{planner}.json")
             Path(plan_file).write_text(plan.to_json())
-            report, _ = run_plan(plan, plan_file, str(a.inputs), a.inputs, warmup=a.warmup, testbed=True)
+            report = run_plan(plan, plan_file, str(a.inputs), a.inputs, warmup=a.warmup, testbed=True).report
             measured[name] = {"throughput_per_s": report.throughput_per_s, "p50_s": report.latency_s.p50,
                               "stages": [s.devices for s in plan.stages], "dilation": report.time_dilation}
     bound = sum(1 / sum(profiled.op_time_s(op, n.device) for op in graph.ops) for n in cluster.nodes)

@@ -69,7 +69,7 @@ def main() -> None:
         Path(plan_file).write_text(plan.to_json())
         for _ in range(a.rounds):
             eager.append(eager_throughput(model, loaded.example_inputs, a.inputs, warmup, dev))
-            report, _ = run_plan(plan, plan_file, str(a.inputs), a.inputs, warmup=warmup, device=a.device)
+            report = run_plan(plan, plan_file, str(a.inputs), a.inputs, warmup=warmup, device=a.device).report
             ours.append(report.throughput_per_s)
     line = json.dumps({"benchmark": "runtime_overhead", "model": a.model, "inputs": a.inputs, "warmup": warmup, "rounds": a.rounds,
                       "device": torch.cuda.get_device_name(0) if a.device == "cuda" else "cpu",

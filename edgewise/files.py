@@ -5,6 +5,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from edgewise.errors import EdgewiseError
+
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     """Write `data` to a temporary file beside `path`, fsync it, then rename over `path`."""
@@ -22,3 +24,15 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def check_writable(path: str | os.PathLike, option: str) -> None:
+    """One line, before any long work, when `path` could not be written as a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise EdgewiseError(f"{option} {path}: is a folder; give a file name")
+    folder = path.parent
+    while not folder.exists():         # write_atomic makes the missing folders
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise EdgewiseError(f"{option} {path}: cannot write there ({folder} is not a writable folder)")

@@ -14,8 +14,11 @@ from edgewise.cli.plan_cmd import (
     bound_in_flight,
     cost_model,
     load_cluster,
+    plan_title,
     simulate_plan,
+    simulation,
     trace_model,
+    write_pictures,
 )
 from edgewise.files import write_atomic
 from edgewise.plan.planners import PLANNERS
@@ -24,6 +27,7 @@ from edgewise.plan.schema import load_plan
 from edgewise.testbed.drive import run_plan
 from edgewise.testbed.profiling import testbed_cost_model
 
+WARMUP = 2            # inputs of the real run that fill the pipeline, left out of its figures
 PLANNER_LABELS = {"single": "single fastest device", "even": "even layer split", "edgewise": "edgewise plan"}
 
 
@@ -42,6 +46,7 @@ class DemoResult(BaseModel):
     gantt_file: str
     trace_file: str
     measured: Report | None = None               # the edgewise plan, run for real
+    compare_gantt_file: str | None = None        # its predicted timeline above the measured one
     measured_on: str = ""
     errors: dict[str, float] = {}
     note: str = "simulated with the roofline cost model (fitted where `edgewise profile` measured); random weights"
@@ -85,12 +90,15 @@ def _run_ours(result: DemoResult, the_cluster, graph, n: int, quiet: bool) -> No
     notes: list[str] = []
     with Progress(console=err_console, disable=quiet, transient=True) as bar:
         task = bar.add_task(f"running the edgewise plan ({n} inputs)", total=n)
-        measured, _ = run_plan(the_plan, result.plan_file, str(n), n, warmup=2, testbed=True,
-                               on_progress=lambda done: bar.update(task, completed=done), on_note=notes.append)
-    predicted = simulate_plan(the_plan, graph, n, None, None, testbed_cost_model(the_cluster, cost_model(the_cluster), the_plan.model), warmup=2)
-    result.measured = measured
+        ran = run_plan(the_plan, result.plan_file, str(n), n, warmup=WARMUP, testbed=True,
+                       on_progress=lambda done: bar.update(task, completed=done), on_note=notes.append)
+    sim = simulation(the_plan, graph, n, testbed_cost_model(the_cluster, cost_model(the_cluster), the_plan.model), WARMUP)
+    result.compare_gantt_file = str(Path(result.gantt_file).with_name("gantt_predicted_vs_measured.png"))
+    write_pictures([(f"{plan_title(the_plan)}: predicted", sim.timeline),
+                    (f"{plan_title(the_plan)}: measured", ran.timeline)], None, result.compare_gantt_file)
+    result.measured = ran.report
     result.measured_on = "; ".join(notes)   # the testbed's dilation, or why it ran over loopback
-    result.errors = {c.figure: c.error for c in compare(predicted, measured)}
+    result.errors = {c.figure: c.error for c in compare(sim.report, ran.report)}
 
 
 def _render(r: DemoResult) -> None:
@@ -114,3 +122,5 @@ def _render(r: DemoResult) -> None:
         t.add_row("bytes sent/input", f"{m.bytes_sent:,}", f"{r.errors['bytes_sent']:+.1%}")
         console.print(t)
     console.print(f"plan: {r.plan_file}\ntimeline: {r.gantt_file} (PNG), {r.trace_file} (open in ui.perfetto.dev)")
+    if r.compare_gantt_file:
+        console.print(f"predicted vs measured: {r.compare_gantt_file} (PNG)")

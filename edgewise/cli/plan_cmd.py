@@ -69,16 +69,29 @@ def simulate_plan(the_plan: Plan, graph: OpGraph, inputs: int, trace: str | None
                   cost: CostModel | None = None, warmup: int | None = None) -> Report:
     """Simulate and write the pictures asked for (shared with `demo` and `run --compare`); the
     first `warmup` inputs (default: one per device) are left out of the figures, as a run does."""
-    from edgewise.sim.export import chrome_trace, gantt_png
-    from edgewise.sim.pipeline import simulate as run_simulation
-
-    sim = run_simulation(the_plan, graph, cost or cost_model(the_plan.cluster), inputs, warmup)
-    title = f"{the_plan.model} on {the_plan.cluster.name} ({the_plan.planner or 'plan'})"
-    if trace:
-        write_atomic(trace, chrome_trace(sim.timeline, title))
-    if gantt:
-        write_atomic(gantt, gantt_png(sim.timeline, title))
+    sim = simulation(the_plan, graph, inputs, cost, warmup)
+    write_pictures([(f"{plan_title(the_plan)}: predicted", sim.timeline)], trace, gantt)
     return sim.report
+
+
+def simulation(the_plan: Plan, graph: OpGraph, inputs: int, cost: CostModel | None = None,
+               warmup: int | None = None):
+    """The simulator's timeline and figures for `inputs` inputs (sim/pipeline.py)."""
+    from edgewise.sim.pipeline import simulate as run_simulation
+    return run_simulation(the_plan, graph, cost or cost_model(the_plan.cluster), inputs, warmup)
+
+
+def plan_title(the_plan: Plan) -> str:
+    return f"{the_plan.model} on {the_plan.cluster.name} ({the_plan.planner or 'plan'})"
+
+
+def write_pictures(panels, trace: str | None, gantt: str | None, inputs: range | None = None) -> None:
+    """The timelines in `panels` ((title, spans) each) as a Perfetto trace and a Gantt PNG, where asked."""
+    from edgewise.sim.export import chrome_trace, gantt_png
+    if trace:
+        write_atomic(trace, chrome_trace(panels))
+    if gantt:
+        write_atomic(gantt, gantt_png(panels, inputs))
 
 
 def cost_model(cluster: Cluster) -> CostModel:

@@ -12,8 +12,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edgewise.cli.common import JsonOption, console, emit, err_console
-from edgewise.cli.plan_cmd import cost_model, render_report, simulate_plan
+from edgewise.cli.plan_cmd import cost_model, plan_title, render_report, simulation, write_pictures
 from edgewise.errors import EdgewiseError
+from edgewise.files import check_writable
 from edgewise.graph.trace import trace
 from edgewise.plan.report import compare as compare_reports
 from edgewise.plan.schema import Plan, load_plan
@@ -30,6 +31,7 @@ from edgewise.testbed.profiling import testbed_cost_model
 from edgewise.zoo.spec import load_model
 
 
+GANTT_INPUTS = 24     # a long stream's spans are too thin to see whole
 DeviceOption = typer.Option("cpu", "--device", help="cpu (gloo) or cuda: each process on a GPU of its own "
                             "(LOCAL_RANK modulo the GPUs it sees), activations over NCCL.")
 
@@ -40,6 +42,8 @@ def run(
     outputs: Optional[str] = typer.Option(None, "--outputs", help="Write the model's outputs here (.pt)."),
     warmup: int = typer.Option(2, "--warmup", min=0, help="Inputs that fill the pipeline and are left out of the figures."),
     compare: bool = typer.Option(False, "--compare", help="Also simulate the plan and show predicted vs measured."),
+    trace_file: Optional[str] = typer.Option(None, "--trace", help="Write the measured timeline as a Chrome/Perfetto trace JSON here (with --compare, the predicted one beside it)."),
+    gantt: Optional[str] = typer.Option(None, "--gantt", help=f"Write a PNG Gantt chart of {GANTT_INPUTS} measured inputs after the warm-up here (with --compare, the predicted ones above them)."),
     testbed: bool = typer.Option(False, "--testbed", help="Run inside an emulated fleet shaped like the plan's cluster."),
     device: str = DeviceOption,
     print_launch: bool = typer.Option(False, "--print-launch", help="Print the torchrun command for each device and exit."),
@@ -53,6 +57,9 @@ def run(
         _print_launch(plan, plan_file, master_addr, inputs, device, as_json)
         return
     check_run_device(plan, device, testbed)
+    for option, path in (("--outputs", outputs), ("--trace", trace_file), ("--gantt", gantt)):
+        if path:
+            check_writable(path, option)
     loaded = load_model(plan.model)
     split(loaded.model, loaded.example_inputs, plan)  # a plan that does not fit the model fails here, before any process
     _, available = input_source(None if inputs.isdigit() else inputs, loaded.example_inputs)
@@ -61,21 +68,25 @@ def run(
         raise EdgewiseError("--inputs: need at least one input")
     with Progress(console=err_console, disable=as_json, transient=True) as bar:
         task = bar.add_task("inputs through the pipeline", total=n)
-        report, on_testbed = run_plan(plan, plan_file, inputs, n, warmup=warmup, testbed=testbed,
-                                      device=device, outputs=outputs, hang_timeout_s=hang_timeout,
-                                      on_progress=lambda done: bar.update(task, completed=done),
-                                      on_note=lambda note: err_console.print(f"note: {note}"))
+        ran = run_plan(plan, plan_file, inputs, n, warmup=warmup, testbed=testbed,
+                       device=device, outputs=outputs, hang_timeout_s=hang_timeout,
+                       on_progress=lambda done: bar.update(task, completed=done),
+                       on_note=lambda note: err_console.print(f"note: {note}"))
+    report, shown = ran.report, range(warmup, warmup + GANTT_INPUTS)
+    measured_panel = (f"{plan_title(plan)}: measured", ran.timeline)
     if not compare:
-        emit(report, as_json, lambda: render_report(plan, report, None, None))
+        write_pictures([measured_panel], trace_file, gantt, shown)
+        emit(report, as_json, lambda: render_report(plan, report, trace_file, gantt))
         return
     cost = cost_model(plan.cluster)
-    if on_testbed:   # predict the testbed with what was measured inside it
+    if ran.on_testbed:   # predict the testbed with what was measured inside it
         cost = testbed_cost_model(plan.cluster, cost, plan.model)
-    predicted = simulate_plan(plan, trace(loaded.model, loaded.example_inputs, plan.model), n, None, None, cost, warmup)
-    rows = compare_reports(predicted, report)
-    result = {"measured": report, "predicted": predicted,
+    sim = simulation(plan, trace(loaded.model, loaded.example_inputs, plan.model), n, cost, warmup)
+    write_pictures([(f"{plan_title(plan)}: predicted", sim.timeline), measured_panel], trace_file, gantt, shown)
+    rows = compare_reports(sim.report, report)
+    result = {"measured": report, "predicted": sim.report,
               "errors": {r.figure: r.error for r in rows}}
-    emit(result, as_json, lambda: (render_report(plan, report, None, None), _render_compare(rows)))
+    emit(result, as_json, lambda: (render_report(plan, report, trace_file, gantt), _render_compare(rows)))
 
 
 def worker(
@@ -83,7 +94,7 @@ def worker(
     inputs: str = typer.Option("32", "--inputs"),
     count: int = typer.Option(32, "--count", min=1, help="How many inputs the stream holds."),
     warmup: int = typer.Option(2, "--warmup", min=0),
-    result: Optional[str] = typer.Option(None, "--result", help="Folder where rank 0 writes report.json and outputs.pt."),
+    result: Optional[str] = typer.Option(None, "--result", help="Folder where rank 0 writes report.json, timeline.json and outputs.pt."),
     threads: int = typer.Option(1, "--threads", min=1),
     time_dilation: float = typer.Option(1.0, "--time-dilation", min=1.0),
     emulate_latency: bool = typer.Option(False, "--emulate-latency", help="Add each link's propagation latency before sending (the testbed's emulation; real networks have their own)."),
@@ -103,7 +114,7 @@ def worker(
     if records is not None:  # rank 0
         report = measure.report(records, plan, count, warmup, dilation=time_dilation)
         folder = Path(result or ".")
-        write_result(folder, report, stack_outputs(records))
+        write_result(folder, report, stack_outputs(records), measure.timeline(records, plan, time_dilation))
         emit_event(ev="result", folder=str(folder))
 
 

@@ -1,11 +1,13 @@
-"""Turning the records of a run into a `Report`, the same shape `simulate` predicts."""
+"""Turning the records of a run into a `Report` and a timeline, the same shapes `simulate` predicts."""
 from __future__ import annotations
 
 import statistics
 
 from edgewise.plan.report import LatencyStats, Report, stream_metrics
 from edgewise.plan.schema import Plan
+from edgewise.runtime.topology import seats
 from edgewise.runtime.worker import SeatRecord
+from edgewise.sim.core import Span
 
 
 def report(records: list[SeatRecord], plan: Plan, n_inputs: int, warmup: int,
@@ -39,3 +41,20 @@ def report(records: list[SeatRecord], plan: Plan, n_inputs: int, warmup: int,
         bytes_sent=round(sum(r.bytes_sent for r in records) / n_inputs),
         peak_memory_bytes={r.device: r.peak_memory_bytes for r in records},
         energy_j_per_inference=energy, time_dilation=dilation)
+
+
+def timeline(records: list[SeatRecord], plan: Plan, dilation: float = 1.0) -> list[Span]:
+    """What each device computed and what its sender thread sent, when, in the cluster's own
+    time: the simulator's spans (`device:NAME` as its), each send from the moment the sender
+    took it up (its link's emulated latency waited out) until gloo or NCCL let go of it, which
+    includes waiting for the receiver to ask for it (`sender:NAME`)."""
+    device = {s.rank: s.device for s in seats(plan)}
+    spans = []
+    for r in records:
+        spans += [Span(f"stage{r.stage} input{k}", f"device:{r.device}", r.begin_s[k] / dilation,
+                       r.end_s[k] / dilation, {"input": k, "stage": r.stage, "device": r.device, "kind": "compute"})
+                  for k in r.compute_s]
+        spans += [Span(f"send input{k} {r.device}->{device[dst]}", f"sender:{r.device}", start / dilation,
+                       end / dilation, {"input": k, "device": r.device, "kind": "send"})
+                  for k, dst, start, end in r.sends]
+    return sorted(spans, key=lambda s: s.start_s)

@@ -1,4 +1,4 @@
-"""What rank 0 leaves behind for the driver: the measured Report and the model's outputs.
+"""What rank 0 leaves behind for the driver: the measured Report, timeline and the model's outputs.
 
 Outputs are stored the way inputs are read (runtime/inputs.py): one tensor per model output,
 inputs stacked along the first dimension in input order.
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -15,6 +16,14 @@ from edgewise.errors import EdgewiseError
 from edgewise.files import write_atomic
 from edgewise.plan.report import Report
 from edgewise.runtime.worker import SeatRecord
+from edgewise.sim.core import Span
+
+
+@dataclass
+class RunFiles:
+    report: Report
+    outputs: Path            # the model's outputs, written by rank 0 (.pt)
+    timeline: list[Span]     # what each device computed and sent, when (runtime/measure.py)
 
 
 def stack_outputs(records: list[SeatRecord]) -> list[torch.Tensor]:
@@ -29,14 +38,16 @@ def _save_outputs(path: str | Path, outputs: list[torch.Tensor]) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def write_result(folder: Path, report: Report, outputs: list[torch.Tensor]) -> None:
+def write_result(folder: Path, report: Report, outputs: list[torch.Tensor], timeline: list[Span]) -> None:
     _save_outputs(folder / "outputs.pt", outputs)
-    write_atomic(folder / "report.json", report.model_dump_json(indent=2))
+    write_atomic(folder / "timeline.json", json.dumps([asdict(s) for s in timeline]))
+    write_atomic(folder / "report.json", report.model_dump_json(indent=2))   # last: its presence says all is there
 
 
-def read_result(folder: Path) -> tuple[Report, Path]:
+def read_result(folder: Path) -> RunFiles:
     try:
         report = Report.model_validate(json.loads((folder / "report.json").read_text()))
-    except (OSError, ValueError) as e:
+        timeline = [Span(**s) for s in json.loads((folder / "timeline.json").read_text())]
+    except (OSError, ValueError, TypeError) as e:
         raise EdgewiseError(f"run finished without a report in {folder} ({type(e).__name__})") from e
-    return report, folder / "outputs.pt"
+    return RunFiles(report, folder / "outputs.pt", timeline)

@@ -54,6 +54,7 @@ class SeatRecord:
     compute_cpu_s: dict[int, float] = field(default_factory=dict)
     cpu_s: dict[int, float] = field(default_factory=dict)
     end_s: dict[int, float] = field(default_factory=dict)       # input k: stage result ready
+    sends: list[tuple[int, int, float, float]] = field(default_factory=list)   # (input, to rank, start, end)
     bytes_sent: int = 0
     param_bytes: int = 0
     peak_memory_bytes: int = 0   # GPU: peak allocated; CPU: weights plus resident growth while serving
@@ -162,8 +163,8 @@ def _serve(model, example_inputs, plan, seat: Seat, dev: torch.device, groups: d
         if dev.type == "cuda":   # this thread's stream only: sends on the sender's stream go on
             torch.cuda.current_stream(dev).synchronize()
 
-    sender = Sender(rec, dev)
     t0 = shared_origin(dev)   # also the start barrier
+    sender = Sender(rec, dev, t0)
     base_rss = peak_rss = rss_bytes()
     def post_receive(k: int) -> tuple[torch.Tensor, dist.Work]:
         src = 0 if seat.stage == 0 else rank_for(plan, seat.stage - 1, k)
@@ -296,8 +297,8 @@ class Sender:
     allocator) while NCCL still reads it.
     """
 
-    def __init__(self, rec: SeatRecord, dev: torch.device):
-        self.rec = rec
+    def __init__(self, rec: SeatRecord, dev: torch.device, t0: float):
+        self.rec, self.t0 = rec, t0
         self.dev = dev
         self.q: queue.Queue = queue.Queue(maxsize=SEND_QUEUE)   # bounds memory if the next stage is slow
         self.error: BaseException | None = None
@@ -328,6 +329,7 @@ class Sender:
             while (item := self.q.get()) is not None:
                 k, buf, packed, dst, group, due = item
                 sleep_until(due)
+                start = time.perf_counter()
                 if stream is None:
                     dist.send(buf, dst=dst, tag=k, group=group)
                 else:
@@ -335,6 +337,7 @@ class Sender:
                         stream.wait_event(packed)
                         dist.send(buf, dst=dst, tag=k, group=group)
                     stream.synchronize()
+                self.rec.sends.append((k, dst, start - self.t0, time.perf_counter() - self.t0))
                 self.rec.bytes_sent += buf.numel()
         except BaseException as e:  # surfaced to the main thread at its next put/close
             self.error = e

@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -28,12 +29,21 @@ from edgewise.runtime.launch import Launch, free_port, run_workers
 from edgewise.runtime.result import read_result
 from edgewise.runtime.topology import Seat, seats
 from edgewise.runtime.worker import check_device
+from edgewise.sim.core import Span
 from edgewise.testbed import netns
 from edgewise.testbed.commands import can_emulate
 from edgewise.testbed.host import host_core_flops
 from edgewise.testbed.layout import Layout, plan_layout
 
 GLOO_PORT = 29500      # free in the namespaces edgewise just made
+
+
+@dataclass
+class Ran:
+    """What a run measured."""
+    report: Report
+    on_testbed: bool         # False: over loopback, unshaped
+    timeline: list[Span]     # what each device computed and sent, when (runtime/measure.py)
 
 
 def build_testbed(cluster: Cluster) -> Layout:
@@ -74,9 +84,9 @@ def check_run_device(plan: Plan, device: str, testbed: bool) -> None:
 def run_plan(plan: Plan, plan_file: str, inputs: str, n: int, *, warmup: int = 2, testbed: bool = False,
              device: str = "cpu", outputs: str | None = None, hang_timeout_s: float = 120.0,
              on_progress: Callable[[int], None] = lambda done: None,
-             on_note: Callable[[str], None] = lambda note: None) -> tuple[Report, bool]:
+             on_note: Callable[[str], None] = lambda note: None) -> Ran:
     """Run `n` inputs through the plan on `device` (cpu, or cuda: one GPU per process), writing
-    the model's outputs to `outputs` if given; (measured report, whether it ran on the emulated fleet)."""
+    the model's outputs to `outputs` if given."""
     check_run_device(plan, device, testbed)
     layout = None
     if testbed:
@@ -89,10 +99,10 @@ def run_plan(plan: Plan, plan_file: str, inputs: str, n: int, *, warmup: int = 2
     result_dir = Path(tempfile.mkdtemp(prefix="edgewise-run-"))
     try:
         _start(plan, plan_file, inputs, n, warmup, layout, device, hang_timeout_s, on_progress, result_dir)
-        report, outputs_file = read_result(result_dir)
+        files = read_result(result_dir)
         if outputs:
-            write_atomic(outputs, outputs_file.read_bytes())
-        return report, layout is not None
+            write_atomic(outputs, files.outputs.read_bytes())
+        return Ran(files.report, layout is not None, files.timeline)
     finally:
         shutil.rmtree(result_dir, ignore_errors=True)
         if layout is not None:

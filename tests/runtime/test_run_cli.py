@@ -137,3 +137,45 @@ def test_run_with_an_in_flight_bound_gives_the_same_outputs(tmp_path, model_spec
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
     assert torch.allclose(torch.load(out, weights_only=True), expected(loaded, 9), atol=1e-5)
+
+
+def test_run_draws_its_measured_timeline_beside_the_prediction(tmp_path, model_spec):
+    plan = tmp_path / "plan.json"   # from the planner, whose graph --compare simulates
+    made = subprocess.run(EDGEWISE + ["plan", model_spec, "-c", "slow-link", "--planner", "even", "-o", str(plan)],
+                          capture_output=True, text=True, timeout=240)
+    assert made.returncode == 0, made.stderr
+    trace, gantt = tmp_path / "t" / "trace.json", tmp_path / "gantt.png"
+    proc = subprocess.run(EDGEWISE + ["run", str(plan), "--inputs", "6", "--warmup", "1", "--compare", "--json",
+                                      "--trace", str(trace), "--gantt", str(gantt)],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    events = json.loads(trace.read_text())["traceEvents"]
+    panels = {e["pid"]: e["args"]["name"] for e in events if e["name"] == "process_name"}
+    assert sorted(p.rsplit(": ", 1)[1] for p in panels.values()) == ["measured", "predicted"]
+    measured = next(pid for pid, name in panels.items() if name.endswith("measured"))
+    spans = [e for e in events if e["pid"] == measured and e["ph"] == "X"]
+    compute = {(e["args"]["stage"], e["args"]["input"]): e for e in spans if e["args"]["kind"] == "compute"}
+    stages = [s["devices"] for s in json.loads(plan.read_text())["stages"]]
+    assert len(stages) >= 2 and all(len(d) == 1 for d in stages)
+    assert sorted(compute) == [(s, k) for s in range(len(stages)) for k in range(6)]
+    sends = {(e["args"]["device"], e["args"]["input"]): e for e in spans if e["args"]["kind"] == "send"}
+    assert len(sends) == 6 * (len(stages) - 1)
+    # each stage computed an input after the one before it had finished it and sent it off (across
+    # processes the common clock agrees within a round trip's half: 200 µs leave room for that)
+    for s in range(len(stages) - 1):
+        for k in range(6):
+            this, sent, following = compute[s, k], sends[stages[s][0], k], compute[s + 1, k]
+            assert this["ts"] + this["dur"] <= sent["ts"] + 1 and sent["ts"] <= following["ts"] + 200
+    assert gantt.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("option", ["--trace", "--gantt", "--outputs"])
+def test_run_refuses_a_path_it_could_not_write_before_any_process(tmp_path, model_spec, option):
+    plan, _ = write_plan(tmp_path, model_spec, cuts=[3])
+    (tmp_path / "a_file").write_text("x")
+    for bad in (tmp_path / "a_file" / "out", tmp_path):       # under a file; a folder
+        proc = subprocess.run(EDGEWISE + ["run", str(plan), "--inputs", "2", option, str(bad)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: {option}"), proc.stderr

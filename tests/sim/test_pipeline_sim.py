@@ -10,7 +10,7 @@ from synthetic import chain_graph, lan_cluster, wifi_cluster  # noqa: E402
 
 from edgewise.errors import EdgewiseError
 from edgewise.plan.planners import PLANNERS
-from edgewise.sim.export import chrome_trace, gantt_png
+from edgewise.sim.export import _window, chrome_trace, gantt_png
 from edgewise.sim.pipeline import simulate
 
 
@@ -38,9 +38,18 @@ def test_shared_medium_never_carries_two_transfers_at_once():
 def test_trace_and_gantt_are_written_for_a_person():
     graph, cluster = chain_graph(30, 2), wifi_cluster()
     sim = simulate(PLANNERS["edgewise"](graph, cluster, "throughput", None, 1), graph, inputs=8)
-    trace = json.loads(chrome_trace(sim.timeline))
+    trace = json.loads(chrome_trace([("t", sim.timeline)]))
     assert {e["ph"] for e in trace["traceEvents"]} == {"M", "X"}
-    assert gantt_png(sim.timeline, "t")[:8] == b"\x89PNG\r\n\x1a\n"
+    assert gantt_png([("t", sim.timeline)])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_gantt_window_keeps_only_its_inputs_and_starts_at_zero():
+    graph, cluster = chain_graph(30, 2), wifi_cluster()
+    sim = simulate(PLANNERS["edgewise"](graph, cluster, "throughput", None, 1), graph, inputs=12)
+    kept = _window(sim.timeline, range(4, 7))
+    assert {s.tags["input"] for s in kept} == {4, 5, 6}
+    assert min(s.start_s for s in kept) == 0.0
+    assert len(gantt_png([("a", sim.timeline), ("b", sim.timeline)], range(4, 7))) > 1000
 
 
 def test_plan_for_other_ops_is_refused_before_simulating():
