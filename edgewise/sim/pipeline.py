@@ -14,7 +14,9 @@ the device but not the input. Sending a cut also occupies its channel (a private
 direction, or the whole shared medium, which every transfer on it queues for) for bytes /
 bandwidth and reaches the receiver a propagation latency later. Inputs arrive on stage 0's
 first device, which forwards the other replicas' inputs. Back-pressure is the runtime's: a
-message moves only once its receiver asks for it (when it starts its previous step), and a
+message moves only once its receiver asks for it (when it starts its previous step), a device's
+messages leave one at a time in the order it queued them (its one sender thread: a message
+waiting for its receiver holds back the ones behind it, to other receivers too), and a
 device stops while SEND_QUEUE messages wait on its sender thread, one is being sent and its
 own next one waits to be queued (a link's emulated latency is waited out on the sender
 thread, so it holds those places too). With `Plan.max_in_flight` the first device takes input
@@ -75,12 +77,13 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
         # The runtime's sender waits out the link's propagation latency first (netem being
         # unavailable, that is how the testbed adds it), then the message moves once its receiver
         # has asked for it: gloo sends nothing before the receive is posted (gloo/transport/tcp/
-        # pair.cc, handleRemotePendingRecv), and a worker posts the next one as it starts a step.
+        # pair.cc, handleRemotePendingRecv), and a worker posts the next one as it starts a step;
+        # and only after the sender's previous message (one thread sends them in order).
         latency = _channel(prof, a, b).latency_s
         if latency:
             after = env.task(f"latency {what} input{k}", env.resource("propagation", capacity=math.inf),
                              latency, [after], input=k, kind="latency")
-        wire = _wire(env, prof, a, b, nbytes, [after] + steps.get(b, [])[-2:-1], k, what)
+        wire = _wire(env, prof, a, b, nbytes, [after] + steps.get(b, [])[-2:-1] + sent[a][-1:], k, what)
         sent[a].append(wire)
         return wire
 

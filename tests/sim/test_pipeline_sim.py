@@ -110,3 +110,18 @@ def test_a_one_stage_plan_gets_no_bound():
     graph, cluster = chain_graph(10, 3), lan_cluster(pis=1, nanos=0)
     plan = PLANNERS["single"](graph, cluster, "throughput", None, 1)
     assert fit_in_flight(plan.model_copy(update={"max_in_flight": 3}), graph, None).max_in_flight is None
+
+
+def test_a_sender_sends_in_order_so_a_message_waiting_for_its_receiver_holds_back_the_rest():
+    # The runtime sends on one thread, in order, and a send waits for its receiver to ask. The
+    # first device forwards inputs to two replicas and sends its own stage's cut to a slow last
+    # stage: the forwards queue behind that cut (the measured timeline of m5 on pi-fleet showed it).
+    graph, cluster = chain_graph(12, 5, skips=False), lan_cluster(pis=4, nanos=0, bw=1e8)
+    plan = PLANNERS["even"](graph, cluster, "throughput", None, 1)
+    ops = [op.name for op in graph.ops]
+    plan = plan.model_copy(update={"stages": [plan.stages[0].model_copy(update={"devices": ["pi0", "pi1", "pi2"], "ops": ops[:2]}),
+                                              plan.stages[1].model_copy(update={"devices": ["pi3"], "ops": ops[2:]})]})
+    sim = simulate(plan, graph, inputs=30)
+    sends = sorted((s for s in sim.timeline if s.resource == "channel:pi0:out"), key=lambda s: s.start_s)
+    assert len(sends) == 30      # two forwards and a cut for every three inputs
+    assert [s.tags["input"] for s in sends] == list(range(30))
