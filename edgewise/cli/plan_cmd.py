@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.table import Table
@@ -16,6 +16,10 @@ from edgewise.hardware.cluster import Cluster
 from edgewise.plan.planners import PLANNERS
 from edgewise.plan.report import Report
 from edgewise.plan.schema import Plan, load_plan
+
+if TYPE_CHECKING:      # the simulator loads on first use, not with every command
+    from edgewise.sim.export import Panel
+    from edgewise.sim.pipeline import Simulation
 
 DEFAULT_CLUSTER = "edge-fleet"
 OBJECTIVES = ("throughput", "latency", "energy")
@@ -75,7 +79,7 @@ def simulate_plan(the_plan: Plan, graph: OpGraph, inputs: int, trace: str | None
 
 
 def simulation(the_plan: Plan, graph: OpGraph, inputs: int, cost: CostModel | None = None,
-               warmup: int | None = None):
+               warmup: int | None = None) -> Simulation:
     """The simulator's timeline and figures for `inputs` inputs (sim/pipeline.py)."""
     from edgewise.sim.pipeline import simulate as run_simulation
     return run_simulation(the_plan, graph, cost or cost_model(the_plan.cluster), inputs, warmup)
@@ -85,7 +89,7 @@ def plan_title(the_plan: Plan) -> str:
     return f"{the_plan.model} on {the_plan.cluster.name} ({the_plan.planner or 'plan'})"
 
 
-def write_pictures(panels, trace: str | None, gantt: str | None, inputs: range | None = None) -> None:
+def write_pictures(panels: list[Panel], trace: str | None, gantt: str | None, inputs: range | None = None) -> None:
     """The timelines in `panels` ((title, spans) each) as a Perfetto trace and a Gantt PNG, where asked."""
     from edgewise.sim.export import chrome_trace, gantt_png
     if trace:

@@ -45,9 +45,9 @@ def report(records: list[SeatRecord], plan: Plan, n_inputs: int, warmup: int,
 
 def timeline(records: list[SeatRecord], plan: Plan, dilation: float = 1.0) -> list[Span]:
     """What each device computed and what its sender thread sent, when, in the cluster's own
-    time: the simulator's spans (`device:NAME` as its), each send from the moment the sender
-    took it up (its link's emulated latency waited out) until gloo or NCCL let go of it, which
-    includes waiting for the receiver to ask for it (`sender:NAME`)."""
+    time, as the simulator's spans: compute on `device:NAME` as in its timeline, each send on
+    `sender:NAME`, from the moment the sender took it up (its link's emulated latency waited
+    out) until gloo or NCCL let go of it, which includes waiting for the receiver to ask for it."""
     device = {s.rank: s.device for s in seats(plan)}
     spans = []
     for r in records:
