@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from pydantic import TypeAdapter
 
 from edgewise.errors import EdgewiseError
 from edgewise.files import write_atomic
 from edgewise.plan.report import Report
 from edgewise.runtime.worker import SeatRecord
 from edgewise.sim.core import Span
+
+SPANS = TypeAdapter(list[Span])
 
 
 @dataclass
@@ -40,14 +43,14 @@ def _save_outputs(path: str | Path, outputs: list[torch.Tensor]) -> None:
 
 def write_result(folder: Path, report: Report, outputs: list[torch.Tensor], timeline: list[Span]) -> None:
     _save_outputs(folder / "outputs.pt", outputs)
-    write_atomic(folder / "timeline.json", json.dumps([asdict(s) for s in timeline]))
+    write_atomic(folder / "timeline.json", SPANS.dump_json(timeline))
     write_atomic(folder / "report.json", report.model_dump_json(indent=2))   # last: its presence says all is there
 
 
 def read_result(folder: Path) -> RunFiles:
     try:
         report = Report.model_validate(json.loads((folder / "report.json").read_text()))
-        timeline = [Span(**s) for s in json.loads((folder / "timeline.json").read_text())]
-    except (OSError, ValueError, TypeError) as e:
+        timeline = SPANS.validate_json((folder / "timeline.json").read_bytes())
+    except (OSError, ValueError) as e:     # pydantic's ValidationError is a ValueError
         raise EdgewiseError(f"run finished without a report in {folder} ({type(e).__name__})") from e
     return RunFiles(report, folder / "outputs.pt", timeline)
