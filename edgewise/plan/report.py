@@ -1,7 +1,20 @@
-"""The one shape in which predictions (sim/) and measurements (runtime/) are reported."""
+"""The one shape in which predictions (sim/) and measurements (runtime/) are reported: the
+figures (`Report`) and the timeline behind them (`Span`s)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import BaseModel, Field
+
+
+@dataclass(frozen=True)
+class Span:
+    """What ran where, and when: a task on a resource (`device:NAME`, `channel:NAME`, `sender:NAME`)."""
+    task: str
+    resource: str
+    start_s: float
+    end_s: float
+    tags: dict
 
 
 class LatencyStats(BaseModel):

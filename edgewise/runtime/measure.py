@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import statistics
 
-from edgewise.plan.report import LatencyStats, Report, stream_metrics
+from edgewise.plan.report import LatencyStats, Report, Span, stream_metrics
 from edgewise.plan.schema import Plan
 from edgewise.runtime.topology import seats
 from edgewise.runtime.worker import SeatRecord
-from edgewise.sim.core import Span
 
 
 def report(records: list[SeatRecord], plan: Plan, n_inputs: int, warmup: int,

@@ -15,9 +15,8 @@ from pydantic import TypeAdapter
 
 from edgewise.errors import EdgewiseError
 from edgewise.files import write_atomic
-from edgewise.plan.report import Report
+from edgewise.plan.report import Report, Span
 from edgewise.runtime.worker import SeatRecord
-from edgewise.sim.core import Span
 
 SPANS = TypeAdapter(list[Span])
 

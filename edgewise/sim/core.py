@@ -14,6 +14,8 @@ import heapq
 import itertools
 from dataclasses import dataclass, field
 
+from edgewise.plan.report import Span
+
 
 @dataclass(eq=False)
 class Resource:
@@ -36,15 +38,6 @@ class Task:
     _pending: int = 0
     _ready_s: float = 0.0
     _dependents: list["Task"] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Span:
-    task: str
-    resource: str
-    start_s: float
-    end_s: float
-    tags: dict
 
 
 class Environment:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import json
 
-from edgewise.sim.core import Span
+from edgewise.plan.report import Span
 
 Panel = tuple[str, list[Span]]     # (title, timeline)
 

@@ -36,10 +36,10 @@ from edgewise.hardware.cluster import Channel
 from edgewise.plan.evaluate import sends_from
 from edgewise.plan.planners import spans_of
 from edgewise.plan.profile import GraphProfile, profile
-from edgewise.plan.report import Report, stream_metrics
+from edgewise.plan.report import Report, Span, stream_metrics
 from edgewise.plan.schema import Plan
 from edgewise.plan.window import note_admitting, sends_note
-from edgewise.sim.core import Environment, Span, Task
+from edgewise.sim.core import Environment, Task
 
 
 # A worker's step k starts once its put of message k-1 returned, that is once its sender thread

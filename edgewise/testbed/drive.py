@@ -22,14 +22,13 @@ from edgewise.files import write_atomic
 from edgewise.hardware import profiler
 from edgewise.hardware.cluster import Cluster
 from edgewise.hardware.profile_db import ProfileDB, default_db_path
-from edgewise.plan.report import Report
+from edgewise.plan.report import Report, Span
 from edgewise.plan.schema import Plan
 from edgewise.runtime import costs
 from edgewise.runtime.launch import Launch, free_port, run_workers
 from edgewise.runtime.result import read_result
 from edgewise.runtime.topology import Seat, seats
 from edgewise.runtime.worker import check_device
-from edgewise.sim.core import Span
 from edgewise.testbed import netns
 from edgewise.testbed.commands import can_emulate
 from edgewise.testbed.host import host_core_flops

@@ -6,9 +6,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from edgewise.errors import EdgewiseError
-from edgewise.plan.report import LatencyStats, Report
+from edgewise.plan.report import LatencyStats, Report, Span
 from edgewise.runtime.result import read_result, write_result
-from edgewise.sim.core import Span
 
 REPORT = Report(source="run", inputs=4, throughput_per_s=10.0, latency_s=LatencyStats(p50=0.1, p99=0.2),
                 per_stage_s=[0.05], bubble_fraction=0.1, bytes_sent=100, peak_memory_bytes={"d0": 1})
