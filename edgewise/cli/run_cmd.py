@@ -72,7 +72,8 @@ def run(
                        device=device, outputs=outputs, hang_timeout_s=hang_timeout,
                        on_progress=lambda done: bar.update(task, completed=done),
                        on_note=lambda note: err_console.print(f"note: {note}"))
-    report, shown = ran.report, range(warmup, warmup + GANTT_INPUTS)
+    first = min(warmup, n - 1)     # as the figures do: a warm-up as long as the stream leaves the last input
+    report, shown = ran.report, range(first, first + GANTT_INPUTS)
     measured_panel = (f"{plan_title(plan)}: measured", ran.timeline)
     if not compare:
         write_pictures([measured_panel], trace_file, gantt, shown)
