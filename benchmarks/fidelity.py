@@ -11,14 +11,17 @@ run still leaves its figures.
 
     .venv/bin/python benchmarks/fidelity.py [--models zoo:resnet18,...] [--clusters edge-fleet,...] [--seconds 4] [--runs 3] [--out FILE]
     .venv/bin/python benchmarks/fidelity.py --repredict RESULTS.json [--remeasure-runtime]
-        [--remeasure-model-costs] --out FILE
+        [--remeasure-model-costs] [--remeasure-crowding] --out FILE
 
 `--repredict` predicts a results file's runs again (after a change to the simulator); with
 `--remeasure-runtime` it first measures the runtime's own costs again inside every device type of
 every cluster in the file (after a change to what that probe measures), and with
 `--remeasure-model-costs` what each model of the file (of `--models`) costs the runtime there (a
-step woken, an input served alone), leaving the ops' profiles as they are. Runs nothing but the
-probes.
+step woken, an input served alone), and with `--remeasure-crowding` how much a busy fleet slows
+it (testbed/crowding.py), leaving the ops' profiles as they are. Runs nothing but the probes.
+
+"after" counts that slowdown in proportion to how busy the simulated run keeps the rest of the
+fleet; "quiet" is the same profiles without it.
 """
 from __future__ import annotations
 
@@ -41,8 +44,9 @@ from edgewise.plan.planners import PLANNERS
 from edgewise.plan.schema import Plan
 from edgewise.testbed.commands import can_emulate
 from edgewise.testbed.drive import run_plan
-from edgewise.testbed.profiling import (measure_model_costs_in_testbed, measure_runtime_in_testbed, profile_in_testbed,
-                                        testbed_cost_model)
+from edgewise.testbed.profiling import (measure_crowding_in_testbed, measure_model_costs_in_testbed,
+                                        measure_runtime_in_testbed, profile_in_testbed, testbed_cost_model,
+                                        testbed_prediction_cost)
 from edgewise.zoo.spec import saved_program
 
 MODELS = "zoo:resnet18,zoo:mobilenet_v2,zoo:mlp,zoo:m5,zoo:unet,zoo:mlp_mixer"
@@ -69,12 +73,14 @@ def main() -> None:
                     help="with --repredict: first measure the runtime's own costs again in each cluster's testbed")
     ap.add_argument("--remeasure-model-costs", action="store_true",
                     help="with --repredict: first measure what each model costs the runtime again there")
+    ap.add_argument("--remeasure-crowding", action="store_true",
+                    help="with --repredict: first measure again how a busy fleet slows each model there")
     ap.add_argument("--out", type=Path, default=OUT, help="where the results go")
     a = ap.parse_args()
     if a.runs < 1 or a.profile_rounds < 1:
         sys.exit("--runs, --profile-rounds: at least 1")
-    if (a.remeasure_runtime or a.remeasure_model_costs) and not a.repredict:
-        sys.exit("--remeasure-runtime, --remeasure-model-costs: only with --repredict RESULTS.json")
+    if (a.remeasure_runtime or a.remeasure_model_costs or a.remeasure_crowding) and not a.repredict:
+        sys.exit("--remeasure-runtime, --remeasure-model-costs, --remeasure-crowding: only with --repredict RESULTS.json")
     if a.repredict:
         return repredict(a.repredict, a)
     if (reason := can_emulate()):
@@ -154,9 +160,11 @@ def median_run(runs: list[dict]) -> dict:
 
 
 def predict(row: dict, graph, plan, base, profiled_cost) -> dict:
-    """Before and after profiling, what the simulator predicts for the run in `row`, and its errors."""
+    """Before and after profiling, what the simulator predicts for the run in `row`, and its
+    errors; "quiet" is after profiling without counting how a busy fleet slows a device."""
     out = {}
-    for which, cost in (("before", base), ("after", profiled_cost)):
+    crowded = testbed_prediction_cost(plan, graph, base)
+    for which, cost in (("before", base), ("quiet", profiled_cost), ("after", crowded)):
         r = simulate_plan(plan, graph, row["inputs"], None, None, cost, warmup=row["warmup"])
         out[which] = {"throughput_per_s": r.throughput_per_s, "p50_s": r.latency_s.p50, "per_stage_s": r.per_stage_s,
                       "err_throughput": rel(r.throughput_per_s, row["measured"]["throughput_per_s"]),
@@ -171,7 +179,7 @@ def repredict(path: Path, a) -> None:
         rows = json.loads(path.read_text())["rows"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         sys.exit(f"--repredict {path}: not a fidelity results file ({type(e).__name__})")
-    if a.remeasure_runtime or a.remeasure_model_costs:
+    if a.remeasure_runtime or a.remeasure_model_costs or a.remeasure_crowding:
         if (reason := can_emulate()):
             sys.exit(f"--remeasure-*: needs the testbed: {reason}")
         torch.set_num_threads(1)
@@ -181,15 +189,17 @@ def repredict(path: Path, a) -> None:
             for kind, node in device_types(cluster).items():
                 measure_runtime_in_testbed(cluster, node, db=None)
                 print(f"runtime costs measured again: {kind} in {cname}", file=sys.stderr, flush=True)
-    if a.remeasure_model_costs:
-        chosen = a.models.split(",")      # by default every model of the benchmark
-        for model in dict.fromkeys(row["model"] for row in rows if row["model"] in chosen):
-            with saved_program(model) as program:
-                for cname in dict.fromkeys(row["cluster"] for row in rows if row["model"] == model):
-                    cluster = load_cluster(cname)
-                    for kind, node in device_types(cluster).items():
-                        measure_model_costs_in_testbed(cluster, node, model, program, db=None)
-                        print(f"model costs measured again: {model}, {kind} in {cname}", file=sys.stderr, flush=True)
+    probes = [(what, probe) for flag, what, probe in ((a.remeasure_model_costs, "model costs", measure_model_costs_in_testbed),
+                                                      (a.remeasure_crowding, "crowding", measure_crowding_in_testbed)) if flag]
+    chosen = a.models.split(",")      # by default every model of the benchmark
+    for model in dict.fromkeys(row["model"] for row in rows if row["model"] in chosen and probes):
+        with saved_program(model) as program:
+            for cname in dict.fromkeys(row["cluster"] for row in rows if row["model"] == model):
+                cluster = load_cluster(cname)
+                for kind, node in device_types(cluster).items():
+                    for what, probe in probes:
+                        probe(cluster, node, model, program, db=None)
+                        print(f"{what} measured again: {model}, {kind} in {cname}", file=sys.stderr, flush=True)
     for row in rows:
         graph, cluster = trace_model(row["model"]), load_cluster(row["cluster"])
         base = cost_model(cluster)
@@ -206,6 +216,7 @@ def summary(rows: list[dict], a) -> dict:
     return {"benchmark": "fidelity", "command": " ".join(sys.argv), "machine": platform.node() + " " + platform.machine(),
             "pairs": len(rows), "runs_per_pair": a.runs, "fewest_inputs": a.inputs, "seconds": a.seconds, "data": "random weights, random inputs; emulated fleet",
             "before": {"throughput": stat("before", "err_throughput"), "p50": stat("before", "err_p50")},
+            "quiet": {"throughput": stat("quiet", "err_throughput"), "p50": stat("quiet", "err_p50")},
             "after": {"throughput": stat("after", "err_throughput"), "p50": stat("after", "err_p50")},
             "run_to_run": {"throughput": run_to_run(rows, "throughput_per_s"), "p50": run_to_run(rows, "p50_s")},
             "rows": rows}

@@ -25,7 +25,7 @@ from edgewise.plan.planners import PLANNERS
 from edgewise.plan.report import Report, compare
 from edgewise.plan.schema import load_plan
 from edgewise.testbed.drive import run_plan
-from edgewise.testbed.profiling import testbed_cost_model
+from edgewise.testbed.profiling import testbed_prediction_cost
 
 WARMUP = 2            # inputs of the real run that fill the pipeline, left out of its figures
 PLANNER_LABELS = {"single": "single fastest device", "even": "even layer split", "edgewise": "edgewise plan"}
@@ -92,7 +92,10 @@ def _run_ours(result: DemoResult, the_cluster, graph, n: int, quiet: bool) -> No
         task = bar.add_task(f"running the edgewise plan ({n} inputs)", total=n)
         ran = run_plan(the_plan, result.plan_file, str(n), n, warmup=WARMUP, testbed=True,
                        on_progress=lambda done: bar.update(task, completed=done), on_note=notes.append)
-    sim = simulation(the_plan, graph, n, testbed_cost_model(the_cluster, cost_model(the_cluster), the_plan.model), WARMUP)
+    cost = cost_model(the_cluster)
+    if ran.on_testbed:   # predict the testbed with what was measured inside it, as `run --compare` does
+        cost = testbed_prediction_cost(the_plan, graph, cost)
+    sim = simulation(the_plan, graph, n, cost, WARMUP)
     result.compare_gantt_file = str(Path(result.gantt_file).with_name("gantt_predicted_vs_measured.png"))
     write_pictures([(f"{plan_title(the_plan)}: predicted", sim.timeline),
                     (f"{plan_title(the_plan)}: measured", ran.timeline)], None, result.compare_gantt_file)

@@ -27,7 +27,7 @@ from edgewise.runtime.result import stack_outputs, write_result
 from edgewise.runtime.topology import seats
 from edgewise.runtime.worker import check_device_name, serve
 from edgewise.testbed.drive import check_run_device, run_plan
-from edgewise.testbed.profiling import testbed_cost_model
+from edgewise.testbed.profiling import testbed_prediction_cost
 from edgewise.zoo.spec import load_model
 
 
@@ -79,10 +79,10 @@ def run(
         write_pictures([measured_panel], trace_file, gantt, shown)
         emit(report, as_json, lambda: render_report(plan, report, trace_file, gantt))
         return
-    cost = cost_model(plan.cluster)
+    graph, cost = trace(loaded.model, loaded.example_inputs, plan.model), cost_model(plan.cluster)
     if ran.on_testbed:   # predict the testbed with what was measured inside it
-        cost = testbed_cost_model(plan.cluster, cost, plan.model)
-    sim = simulation(plan, trace(loaded.model, loaded.example_inputs, plan.model), n, cost, warmup)
+        cost = testbed_prediction_cost(plan, graph, cost)
+    sim = simulation(plan, graph, n, cost, warmup)
     write_pictures([(f"{plan_title(plan)}: predicted", sim.timeline), measured_panel], trace_file, gantt, shown)
     rows = compare_reports(sim.report, report)
     result = {"measured": report, "predicted": sim.report,

@@ -22,16 +22,19 @@ from edgewise.cost.fit import fit_devices
 from edgewise.cost.roofline import CostModel
 from edgewise.cost.runtime import FREE, RuntimeCost
 from edgewise.errors import EdgewiseError
+from edgewise.graph.opgraph import OpGraph
 from edgewise.hardware.cluster import Cluster
 from edgewise.hardware.profile_db import Measurement, ProfileDB, Run, default_db_path
+from edgewise.plan.schema import Plan
 from edgewise.runtime import costs
-from edgewise.testbed import netns
+from edgewise.testbed import crowding, netns
 from edgewise.testbed.commands import can_emulate
 from edgewise.testbed.drive import build_testbed
 from edgewise.testbed.host import host_core_flops, latest_runtime_cost
 from edgewise.testbed.layout import Layout, plan_layout
 
 LABEL_PREFIX = "testbed:"
+MODEL_COSTS = ("wake", "alone")     # what a model costs the runtime, as RuntimeCost holds it
 WAKE_SPAN_S = 3.0        # host seconds a stream of the model-cost probe aims at
 WAKE_FEWEST = 20         # inputs a stream has at least (the first fifth settles)
 
@@ -80,6 +83,7 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
             _measure_runtime(cluster, layout, node, db)
         if model and program:
             _measure_model_costs(cluster, layout, node, model, program, db)
+            _measure_crowding(cluster, layout, node, model, program, db)
     finally:
         netns.down()
     # the runtime's costs that predictions for this cluster use (the profile's own JSON fits
@@ -88,7 +92,8 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
     inside = latest_runtime_cost(label, db or default_db_path(), cluster.name)
     if inside is not None and model:
         with ProfileDB(db or default_db_path(), readonly=True) as store:
-            inside = replace(inside, **{f"{what}_s": t for what, t in _model_rows(store, label, model, cluster.name).items()})
+            inside = replace(inside, **{f"{what}_s": t for what, t in _model_rows(store, label, model, cluster.name,
+                                                                                   MODEL_COSTS).items()})
     return {**result, "runtime": asdict(inside) if inside else None}
 
 
@@ -166,6 +171,29 @@ def _measure_model_costs(cluster: Cluster, layout: Layout, node: str, model: str
     _record(cluster, layout, node, rows, f"what {model} costs the runtime inside {node!r} of {cluster.name}", db)
 
 
+def measure_crowding_in_testbed(cluster: Cluster, node: str, model: str, program: str, db: str | None) -> None:
+    """Only how much a busy fleet slows `model` inside `node`, as `profile_in_testbed` measures
+    it after the model's costs: to measure it again without the rest."""
+    layout = _testbed_for(cluster, node)
+    try:
+        _measure_crowding(cluster, layout, node, model, program, db)
+    finally:
+        netns.down()
+
+
+def _measure_crowding(cluster: Cluster, layout: Layout, node: str, model: str, program: str, db: str | None) -> None:
+    """`model`'s forward inside `node` with the rest of the fleet stopped and busy (crowding.py),
+    as "runtime" rows of op_class "quiet" and "crowded" for the model, in the cluster's own time;
+    nothing for a one-device cluster, which has no neighbours."""
+    if len(layout.slots) < 2:
+        return
+    found = crowding.measure_crowding(layout, node, program)
+    rows = [Measurement(kind="runtime", op_class=what, dtype="float32", time_s=t / layout.dilation,
+                        repeats=crowding.ROUNDS, model=model)
+            for what, t in (("quiet", found.quiet_s), ("crowded", found.crowded_s))]
+    _record(cluster, layout, node, rows, f"how a busy fleet slows {model} inside {node!r} of {cluster.name}", db)
+
+
 def _ends(layout: Layout, cluster: Cluster, node: str) -> costs.Ends | None:
     """`node` measuring, with a peer in another emulated device across the emulated link; None
     in a one-device cluster."""
@@ -220,20 +248,41 @@ def testbed_cost_model(cluster: Cluster, base: CostModel, model: str | None = No
             for label, name in labels.items():
                 times = _op_times(db, label, model, cluster.name)
                 measured.update({(name, op): statistics.median(ts) for op, ts in times.items()})
-                found = _model_rows(db, label, model, cluster.name)
+                found = _model_rows(db, label, model, cluster.name, MODEL_COSTS)
                 if found:
                     runtime[name] = replace(runtime.get(name, FREE), **{f"{what}_s": t for what, t in found.items()})
     return replace(base, per_device=per_device, measured_s=measured, runtime=runtime)
 
 
-def _model_rows(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str, float]:
-    """The runtime's costs of `model` as `label` in `cluster`'s testbed ("wake", "alone"), each as
-    last measured."""
+def testbed_prediction_cost(plan: Plan, graph: OpGraph, base: CostModel) -> CostModel:
+    """What predicts `plan`'s run on the testbed: `testbed_cost_model`, with each device type's
+    ops slowed as much as the rest of the fleet, busy as the simulated run keeps it, slowed them
+    when measured (crowding.py); as `testbed_cost_model` where that was not measured."""
+    cluster = plan.cluster
+    cost = testbed_cost_model(cluster, base, plan.model)
+    path = default_db_path()
+    host_flops = host_core_flops(path) if path.exists() else None
+    if not host_flops:
+        return cost
+    slowdown = {}
+    with ProfileDB(path, readonly=True) as db:
+        for name in sorted({n.device.name for n in cluster.nodes}):
+            found = _model_rows(db, testbed_label(name), plan.model, cluster.name, ("quiet", "crowded"))
+            if len(found) == 2 and found["quiet"] > 0:
+                slowdown[name] = found["crowded"] / found["quiet"]
+    if not slowdown:
+        return cost
+    return crowding.crowd_cost_model(cost, plan, graph, plan_layout(cluster, host_flops, os.cpu_count() or 1), slowdown)
+
+
+def _model_rows(db: ProfileDB, label: str, model: str, cluster: str, kinds: tuple[str, ...]) -> dict[str, float]:
+    """The rows of op_class in `kinds` measured for `model` as `label` in `cluster`'s testbed,
+    each as last measured."""
     found = {}
     for run in db.runs(label):
         if run.software.get("cluster") == cluster:
             for m in db.measurements(device=label, kind="runtime", run_id=run.id):
-                if m.op_class in ("wake", "alone") and m.model == model:
+                if m.op_class in kinds and m.model == model:
                     found[m.op_class] = m.time_s
     return found
 

@@ -152,3 +152,27 @@ def test_each_round_is_a_profile_in_a_fresh_process_and_a_failed_one_stops_them(
     assert started[-1] == "down"        # torn down after a failed round too
     with pytest.raises(EdgewiseError, match="at least 1"):
         profiling.profile_in_testbed(pi_fleet, "pi0", None, True, None, db, rounds=0)
+
+
+def test_predictions_for_the_testbed_count_how_a_busy_fleet_slowed_the_model_there(tmp_path, monkeypatch):
+    from edgewise.cli.plan_cmd import trace_model
+    from edgewise.hardware.profile_db import Measurement, Run
+    from edgewise.plan.planners import PLANNERS
+    db = tmp_path / "p.db"
+    monkeypatch.setenv("EDGEWISE_PROFILE_DB", str(db))
+    monkeypatch.setattr(profiling, "host_core_flops", lambda path: 150e9)
+    graph = trace_model("zoo:mlp")
+    with ProfileDB(db) as store:
+        run = Run(device="testbed:raspberry-pi-4", device_kind="cpu", device_model="emulated", memory_bytes=0,
+                  host="h", software={"cluster": "pi-fleet"})
+        store.record(run, [Measurement(kind="op", op_class="matmul", dtype="float32", time_s=1e-3, model="zoo:mlp",
+                                       op_name=op.name) for op in graph.ops]
+                     + [Measurement(kind="runtime", op_class=what, dtype="float32", time_s=t, model="zoo:mlp")
+                        for what, t in (("quiet", 0.010), ("crowded", 0.012))])
+    cluster = load_cluster("pi-fleet")
+    plan = PLANNERS["edgewise"](graph, cluster, "throughput", CostModel(), 1)     # four replicas, all busy
+    slowed = profiling.testbed_prediction_cost(plan, graph, CostModel()).measured_s[("raspberry-pi-4", graph.ops[0].name)]
+    assert 1.15e-3 < slowed <= 1.2e-3
+    # where it was not measured (another model), predictions are testbed_cost_model's
+    other = plan.model_copy(update={"model": "zoo:m5"})
+    assert profiling.testbed_prediction_cost(other, graph, CostModel()) == profiling.testbed_cost_model(cluster, CostModel(), "zoo:m5")
