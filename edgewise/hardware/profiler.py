@@ -15,14 +15,14 @@ import socket
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.fx
 from torch.utils._pytree import tree_leaves
 
 from edgewise.errors import EdgewiseError
-from edgewise.graph.opgraph import Op, OpGraph
+from edgewise.graph.opgraph import OpGraph
 from edgewise.graph.stages import export_module, run_stage, split_graph
 from edgewise.hardware.profile_db import Measurement, Run
 from edgewise.proc import threads_cpu_s
@@ -227,16 +227,16 @@ class _OpTimer(torch.fx.Interpreter):
     repeated in a warm loop finds its inputs and weights in cache and undercounts).
     """
 
-    def __init__(self, gm: torch.fx.GraphModule, ops: Sequence[Op], dev: torch.device, clock: Clock):
+    def __init__(self, gm: torch.fx.GraphModule, names: Iterable[str], dev: torch.device, clock: Clock):
         super().__init__(gm)
-        self.ops = {op.name: op for op in ops}
+        self.names = set(names)
         self.dev, self.clock = dev, clock
         self.sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-        self.times: dict[str, list[float]] = {name: [] for name in self.ops}
+        self.times: dict[str, list[float]] = {name: [] for name in self.names}
         self.io: dict[str, tuple[list[torch.Tensor], list]] = {}
 
     def run_node(self, n: torch.fx.Node) -> Any:
-        if n.op != "call_function" or n.name not in self.ops:
+        if n.op != "call_function" or n.name not in self.names:
             return super().run_node(n)
         args, kwargs = self.fetch_args_kwargs_from_env(n)
         self.sync()
@@ -248,6 +248,27 @@ class _OpTimer(torch.fx.Interpreter):
             self.io[n.name] = ([x for x in tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)],
                                tree_leaves(out))
         return out
+
+
+def _op_medians(gm: torch.fx.GraphModule, inputs: tuple, names: Iterable[str], dev: torch.device, clock: Clock,
+                repeats: int) -> tuple[dict[str, float], _OpTimer]:
+    """Each named op's median time over `repeats` passes of the whole graph, after a warm-up
+    pass in which allocator and caches settle; and the timer, which kept each op's tensors."""
+    timer = _OpTimer(gm, names, dev, clock)
+    with torch.no_grad():
+        for done in range(repeats + 1):
+            timer.run(*inputs)
+            if done == 0:
+                timer.times = {name: [] for name in timer.names}
+    return {name: statistics.median(ts) for name, ts in timer.times.items()}, timer
+
+
+def op_medians_s(gm: torch.fx.GraphModule, inputs: tuple, dev: torch.device, repeats: int = 5,
+                 clock: Clock = WALL) -> dict[str, float]:
+    """Each op's (call_function node's) median time over `repeats` passes, by node name: the
+    op names of the OpGraph traced from the same model."""
+    names = [n.name for n in gm.graph.nodes if n.op == "call_function"]
+    return _op_medians(gm, inputs, names, dev, clock, repeats)[0]
 
 
 def time_ops(gm: torch.fx.GraphModule, inputs: tuple, graph: OpGraph, dev: torch.device,
@@ -268,17 +289,12 @@ def time_ops(gm: torch.fx.GraphModule, inputs: tuple, graph: OpGraph, dev: torch
     missing = set(graph.index) - {n.name for n in gm.graph.nodes}
     if missing:
         raise EdgewiseError(f"profile: ops {sorted(missing)[:3]} of the OpGraph are not in the exported graph")
-    timer = _OpTimer(gm, graph.ops, dev, clock)
+    medians, timer = _op_medians(gm, inputs, [op.name for op in graph.ops], dev, clock, repeats)
     with torch.no_grad():
-        for done in range(repeats + 1):
-            timer.run(*inputs)
-            if done == 0:       # the warm-up pass: allocator and caches settle
-                timer.times = {name: [] for name in timer.ops}
         whole = split_graph(gm, gm, lambda node: 0)
         env = dict(zip(whole.inputs, inputs))
         forward_s = median_time_s(lambda: run_stage(whole.stages[0], env, whole.params), dev, repeats,
                                   clock=clock, span_s=FORWARD_SPAN_S)
-    medians = {name: statistics.median(ts) for name, ts in timer.times.items()}
     glue = (forward_s - sum(medians.values())) / max(1, len(medians))
     if glue < 0:    # timer overhead made the ops look slower than the whole: scale them down instead
         scale, glue = forward_s / sum(medians.values()), 0.0

@@ -7,11 +7,14 @@ with the Pi sharing its core busy, 62-66 with the two on the other core busy, 69
 three, and 69-73 ms a step in pipelined runs. A real fleet shares nothing of the kind; this is
 the emulation's own error, measured so that predictions for the testbed can count it.
 
-The probe runs the model's forward back to back inside one device, timed by its clock (CPU time
-over its quota, as the profiler times it), in rounds: once with every other device stopped and
-once with each of them running the same model in a loop under its own quota. `crowd_cost_model`
-then slows each device type's measured ops by the crowded-to-quiet ratio in proportion to how
-busy the rest of the fleet is in the simulated run (the others' CPU use over their quotas).
+The probe times each of the model's ops in its place in the forward, inside one device and by
+its clock (CPU time over its quota, as the profiler times ops), in rounds: once with every
+other device stopped and once with each of them running the same model in a loop under its own
+quota. Ops differ: resnet18's last two stages (the weights of layer4 alone are 9 MB) on an
+emulated Pi of edge-fleet: 86-94 ms a pass quiet and 105-107 crowded (1.17x), the whole model
+200-206 and 220-231 (1.10x). `crowd_cost_model` then slows each measured op by its
+crowded-to-quiet ratio in proportion to how busy the rest of the fleet is in the simulated run
+(the others' CPU use over their quotas).
 """
 from __future__ import annotations
 
@@ -28,33 +31,27 @@ import torch
 from edgewise.cost.roofline import CostModel
 from edgewise.errors import EdgewiseError
 from edgewise.graph.opgraph import OpGraph
-from edgewise.hardware.profiler import Clock, median_time_s
+from edgewise.hardware.profiler import Clock, op_medians_s
 from edgewise.plan.schema import Plan
 from edgewise.proc import steady_allocations
 from edgewise.testbed import netns
 from edgewise.testbed.layout import Layout
 
 ROUNDS = 3              # quiet and crowded alternate, so that the host's drift falls on both
-REPEATS = 5             # forwards per measurement, at least
-SPAN_S = 1.0            # host seconds a measurement spans, at least
-READY_TIMEOUT_S = 120.0
+REPEATS = 5             # passes per measurement, each op timed once a pass
 
 
 @dataclass(frozen=True)
 class Crowding:
-    """The model's forward inside one device, in host seconds under its clock."""
-    quiet_s: float       # the rest of the fleet stopped
-    crowded_s: float     # every other device running the model under its quota
-
-    @property
-    def slowdown(self) -> float:
-        return self.crowded_s / self.quiet_s
+    """Each op's time inside one device, by op name, in host seconds under its clock."""
+    quiet_s: dict[str, float]       # the rest of the fleet stopped
+    crowded_s: dict[str, float]     # every other device running the model under its quota
 
 
 def measure_crowding(layout: Layout, node: str, program: str, rounds: int = ROUNDS) -> Crowding:
-    """The forward of the model in `program` (a torch.export.save file) inside `node`, quiet and
-    crowded, each the median over `rounds` alternating measurements; a one-line EdgewiseError
-    when a process fails. No process outlives this."""
+    """The ops of the model in `program` (a torch.export.save file) inside `node`, quiet and
+    crowded, each op's time the median over `rounds` alternating measurements; a one-line
+    EdgewiseError when a process fails. No process outlives this."""
     slot = layout.slot(node)
     py = [sys.executable, "-c"]
     loads = [_start(netns.launch_argv(layout, other.node, [*py, _call("_load", program, other.threads)]))
@@ -62,7 +59,7 @@ def measure_crowding(layout: Layout, node: str, program: str, rounds: int = ROUN
     measurer = _start(netns.launch_argv(layout, node, [*py, _call("_measure", program, slot.threads,
                                                                   slot.cpu_quota_cores)]))
     procs = [measurer, *loads]
-    found: dict[str, list[float]] = {"quiet": [], "crowded": []}
+    found: dict[str, list[dict[str, float]]] = {"quiet": [], "crowded": []}
     try:
         for p in procs:      # each has its model loaded and one forward behind it
             _expect(p, "ready")
@@ -72,11 +69,12 @@ def measure_crowding(layout: Layout, node: str, program: str, rounds: int = ROUN
                     os.killpg(p.pid, sig)
                 measurer.stdin.write(state + "\n")
                 measurer.stdin.flush()
-                found[state].append(float(_expect(measurer, "time")))
+                found[state].append(json.loads(_expect(measurer, "times")))
     finally:
         for p in procs:
             _stop(p)
-    return Crowding(quiet_s=statistics.median(found["quiet"]), crowded_s=statistics.median(found["crowded"]))
+    return Crowding(**{f"{state}_s": {op: statistics.median(r[op] for r in rs) for op in rs[0]}
+                       for state, rs in found.items()})
 
 
 def _call(entry: str, *args) -> str:
@@ -106,7 +104,7 @@ def _stop(p: subprocess.Popen) -> None:
     p.wait()
 
 
-def _model(program: str, threads: int) -> tuple[torch.nn.Module, tuple]:
+def _model(program: str, threads: int) -> tuple[torch.fx.GraphModule, tuple]:
     steady_allocations()     # as in a worker
     torch.set_num_threads(threads)
     loaded = torch.export.load(program)
@@ -124,36 +122,36 @@ def _load(program: str, threads: int) -> None:
 
 
 def _measure(program: str, threads: int, quota_cores: float) -> None:
-    """The measurer: for each line read, the forward's median time under the device's clock."""
-    model, example = _model(program, threads)
+    """The measurer: for each line read, each op's median time under the device's clock."""
+    cpu = torch.device("cpu")
+    gm, example = _model(program, threads)      # the exported graph: node names as in the OpGraph
     clock = Clock(cpu_quota_cores=quota_cores)
     with torch.inference_mode():
-        model(*example)
-        print("ready", flush=True)
-        for _ in sys.stdin:
-            t = median_time_s(lambda: model(*example), torch.device("cpu"), REPEATS, clock=clock, span_s=SPAN_S)
-            print(f"time {t}", flush=True)
+        gm(*example)
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        print("times " + json.dumps(op_medians_s(gm, example, cpu, REPEATS, clock)), flush=True)
 
 
 def crowd_cost_model(cost: CostModel, plan: Plan, graph: OpGraph, layout: Layout,
-                     slowdown: dict[str, float], inputs: int = 64) -> CostModel:
-    """`cost` with each device type's measured ops slowed by its `slowdown` (crowded over quiet,
-    by catalogue device name) times how busy the rest of the fleet is in `plan`'s simulated run:
-    a device type's share is the mean over its devices, weighted by how busy each one is."""
+                     slowdown: dict[str, dict[str, float]], inputs: int = 64) -> CostModel:
+    """`cost` with each measured op of a device type slowed by its ratio in `slowdown` (crowded
+    over quiet, by catalogue device name, then op name) times how busy the rest of the fleet is
+    in `plan`'s simulated run: a device type's share is the mean over its devices, weighted by
+    how busy each one is."""
     from edgewise.sim.pipeline import simulate
-    sim = simulate(plan, graph, cost, inputs)
-    ends = [s.end_s for s in sim.timeline] + [0.0]
-    span = max(ends) - min([s.start_s for s in sim.timeline] + [0.0]) or 1.0
+    timeline = simulate(plan, graph, cost, inputs).timeline
+    span = (max(s.end_s for s in timeline) - min(s.start_s for s in timeline)) if timeline else 0.0
     quota = {s.node: s.cpu_quota_cores for s in layout.slots}
-    busy = {n: sum(s.end_s - s.start_s for s in sim.timeline if s.resource == f"device:{n}") / span for n in quota}
-    factor: dict[str, float] = {}
-    for kind, ratio in slowdown.items():
+    busy = {n: sum(s.end_s - s.start_s for s in timeline if s.resource == f"device:{n}") / (span or 1.0)
+            for n in quota}
+    share: dict[str, float] = {}
+    for kind in slowdown:
         nodes = [n.name for n in plan.cluster.nodes if n.device.name == kind and busy[n.name] > 0]
-        if not nodes:
-            continue
-        crowd = {n: sum(quota[o] * busy[o] for o in quota if o != n) / (sum(quota[o] for o in quota if o != n) or 1.0)
-                 for n in nodes}
-        share = sum(busy[n] * crowd[n] for n in nodes) / sum(busy[n] for n in nodes)
-        factor[kind] = 1 + (ratio - 1) * min(1.0, share)
-    measured = {(kind, op): t * factor.get(kind, 1.0) for (kind, op), t in cost.measured_s.items()}
+        if nodes:
+            crowd = {n: sum(quota[o] * busy[o] for o in quota if o != n) / sum(quota[o] for o in quota if o != n)
+                     for n in nodes}
+            share[kind] = min(1.0, sum(busy[n] * crowd[n] for n in nodes) / sum(busy[n] for n in nodes))
+    measured = {(kind, op): t * (1 + (slowdown[kind].get(op, 1.0) - 1) * share[kind]) if kind in share else t
+                for (kind, op), t in cost.measured_s.items()}
     return replace(cost, measured_s=measured)

@@ -34,7 +34,6 @@ from edgewise.testbed.host import host_core_flops, latest_runtime_cost
 from edgewise.testbed.layout import Layout, plan_layout
 
 LABEL_PREFIX = "testbed:"
-MODEL_COSTS = ("wake", "alone")     # what a model costs the runtime, as RuntimeCost holds it
 WAKE_SPAN_S = 3.0        # host seconds a stream of the model-cost probe aims at
 WAKE_FEWEST = 20         # inputs a stream has at least (the first fifth settles)
 
@@ -92,8 +91,7 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
     inside = latest_runtime_cost(label, db or default_db_path(), cluster.name)
     if inside is not None and model:
         with ProfileDB(db or default_db_path(), readonly=True) as store:
-            inside = replace(inside, **{f"{what}_s": t for what, t in _model_rows(store, label, model, cluster.name,
-                                                                                   MODEL_COSTS).items()})
+            inside = replace(inside, **{f"{what}_s": t for what, t in _model_rows(store, label, model, cluster.name).items()})
     return {**result, "runtime": asdict(inside) if inside else None}
 
 
@@ -182,15 +180,15 @@ def measure_crowding_in_testbed(cluster: Cluster, node: str, model: str, program
 
 
 def _measure_crowding(cluster: Cluster, layout: Layout, node: str, model: str, program: str, db: str | None) -> None:
-    """`model`'s forward inside `node` with the rest of the fleet stopped and busy (crowding.py),
-    as "runtime" rows of op_class "quiet" and "crowded" for the model, in the cluster's own time;
-    nothing for a one-device cluster, which has no neighbours."""
+    """`model`'s ops inside `node` with the rest of the fleet stopped and busy (crowding.py), as
+    rows of kind "crowding", op_class "quiet" or "crowded", in the cluster's own time; nothing
+    for a one-device cluster, which has no neighbours."""
     if len(layout.slots) < 2:
         return
     found = crowding.measure_crowding(layout, node, program)
-    rows = [Measurement(kind="runtime", op_class=what, dtype="float32", time_s=t / layout.dilation,
-                        repeats=crowding.ROUNDS, model=model)
-            for what, t in (("quiet", found.quiet_s), ("crowded", found.crowded_s))]
+    rows = [Measurement(kind="crowding", op_class=state, dtype="float32", time_s=t / layout.dilation,
+                        repeats=crowding.ROUNDS, model=model, op_name=op)
+            for state, times in (("quiet", found.quiet_s), ("crowded", found.crowded_s)) for op, t in times.items()]
     _record(cluster, layout, node, rows, f"how a busy fleet slows {model} inside {node!r} of {cluster.name}", db)
 
 
@@ -248,7 +246,7 @@ def testbed_cost_model(cluster: Cluster, base: CostModel, model: str | None = No
             for label, name in labels.items():
                 times = _op_times(db, label, model, cluster.name)
                 measured.update({(name, op): statistics.median(ts) for op, ts in times.items()})
-                found = _model_rows(db, label, model, cluster.name, MODEL_COSTS)
+                found = _model_rows(db, label, model, cluster.name)
                 if found:
                     runtime[name] = replace(runtime.get(name, FREE), **{f"{what}_s": t for what, t in found.items()})
     return replace(base, per_device=per_device, measured_s=measured, runtime=runtime)
@@ -264,25 +262,34 @@ def testbed_prediction_cost(plan: Plan, graph: OpGraph, base: CostModel) -> Cost
     host_flops = host_core_flops(path) if path.exists() else None
     if not host_flops:
         return cost
-    slowdown = {}
     with ProfileDB(path, readonly=True) as db:
-        for name in sorted({n.device.name for n in cluster.nodes}):
-            found = _model_rows(db, testbed_label(name), plan.model, cluster.name, ("quiet", "crowded"))
-            if len(found) == 2 and found["quiet"] > 0:
-                slowdown[name] = found["crowded"] / found["quiet"]
+        slowdown = {name: ratios for name in sorted({n.device.name for n in cluster.nodes})
+                    if (ratios := _crowding(db, testbed_label(name), plan.model, cluster.name))}
     if not slowdown:
         return cost
     return crowding.crowd_cost_model(cost, plan, graph, plan_layout(cluster, host_flops, os.cpu_count() or 1), slowdown)
 
 
-def _model_rows(db: ProfileDB, label: str, model: str, cluster: str, kinds: tuple[str, ...]) -> dict[str, float]:
-    """The rows of op_class in `kinds` measured for `model` as `label` in `cluster`'s testbed,
-    each as last measured."""
+def _crowding(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str, float]:
+    """Each op's crowded-to-quiet ratio for `model` as `label` in `cluster`'s testbed, as last measured."""
+    for run in reversed(db.runs(label)):
+        if run.software.get("cluster") == cluster:
+            rows = [m for m in db.measurements(device=label, kind="crowding", run_id=run.id) if m.model == model]
+            quiet = {m.op_name: m.time_s for m in rows if m.op_class == "quiet"}
+            crowded = {m.op_name: m.time_s for m in rows if m.op_class == "crowded"}
+            if quiet:
+                return {op: crowded[op] / t for op, t in quiet.items() if t > 0 and op in crowded}
+    return {}
+
+
+def _model_rows(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str, float]:
+    """The runtime's costs of `model` as `label` in `cluster`'s testbed ("wake", "alone"), each as
+    last measured."""
     found = {}
     for run in db.runs(label):
         if run.software.get("cluster") == cluster:
             for m in db.measurements(device=label, kind="runtime", run_id=run.id):
-                if m.op_class in kinds and m.model == model:
+                if m.op_class in ("wake", "alone") and m.model == model:
                     found[m.op_class] = m.time_s
     return found
 

@@ -26,12 +26,16 @@ def _measured(graph, cluster) -> CostModel:
                                  for kind in kinds for op in graph.ops})
 
 
+def _every_op(graph, ratio: float) -> dict[str, float]:
+    return {op.name: ratio for op in graph.ops}
+
+
 def test_a_device_whose_neighbours_all_compute_is_slowed_almost_by_the_whole_ratio():
     graph, cluster = trace_model("zoo:mlp"), load_cluster("pi-fleet")
     cost = _measured(graph, cluster)
     plan = PLANNERS["edgewise"](graph, cluster, "throughput", cost, 1)
     assert len(plan.stages) == 1 and len(plan.stages[0].devices) == 4     # four replicas: all busy
-    crowded = crowd_cost_model(cost, plan, graph, plan_layout(cluster, HOST_FLOPS, 2), {"raspberry-pi-4": 1.2})
+    crowded = crowd_cost_model(cost, plan, graph, plan_layout(cluster, HOST_FLOPS, 2), {"raspberry-pi-4": _every_op(graph, 1.2)})
     factor = crowded.measured_s[("raspberry-pi-4", graph.ops[0].name)] / 1e-3
     assert 1.15 < factor <= 1.2
     # every op of the type alike; the prediction slows with them
@@ -45,12 +49,13 @@ def test_a_device_alone_in_the_run_is_not_slowed_and_types_without_a_ratio_are_l
     plan = PLANNERS["single"](graph, cluster, "throughput", cost, 1)
     assert [s.devices for s in plan.stages] == [["jetson"]]     # the Pis idle: nothing crowds it
     layout = plan_layout(cluster, HOST_FLOPS, 2)
-    assert crowd_cost_model(cost, plan, graph, layout, {"jetson-nano": 1.5}).measured_s == cost.measured_s
+    assert crowd_cost_model(cost, plan, graph, layout, {"jetson-nano": _every_op(graph, 1.5)}).measured_s == cost.measured_s
     split = PLANNERS["even"](graph, cluster, "throughput", cost, 1)
-    crowded = crowd_cost_model(cost, split, graph, layout, {"raspberry-pi-4": 1.3})
-    op = graph.ops[0].name
-    assert crowded.measured_s[("jetson-nano", op)] == 0.5e-3
-    assert 1.0 < crowded.measured_s[("raspberry-pi-4", op)] / 1e-3 < 1.3     # the others only partly busy
+    first, second = graph.ops[0].name, graph.ops[1].name
+    crowded = crowd_cost_model(cost, split, graph, layout, {"raspberry-pi-4": {first: 1.3}})
+    assert crowded.measured_s[("jetson-nano", first)] == 0.5e-3
+    assert 1.0 < crowded.measured_s[("raspberry-pi-4", first)] / 1e-3 < 1.3     # the others only partly busy
+    assert crowded.measured_s[("raspberry-pi-4", second)] == 1e-3                # each op by its own ratio
 
 
 def _probe_processes() -> list[str]:
@@ -65,7 +70,9 @@ def test_the_probe_measures_inside_the_testbed_and_leaves_nothing_running():
     try:
         with saved_program("zoo:mlp") as program:
             found = measure_crowding(layout, "pi3", program, rounds=1)
-        assert found.quiet_s > 0 and found.crowded_s > 0
+        ops = {op.name for op in trace_model("zoo:mlp").ops}     # the ops the planner costs, by their names
+        assert ops <= found.quiet_s.keys() and ops <= found.crowded_s.keys()
+        assert min(found.quiet_s.values()) > 0 and min(found.crowded_s.values()) > 0
         assert _probe_processes() == []
         with pytest.raises(EdgewiseError, match="busy fleet") as e:    # the processes cannot load the model
             measure_crowding(layout, "pi3", "/nonexistent/model.pt2", rounds=1)
