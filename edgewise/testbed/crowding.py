@@ -10,7 +10,7 @@ the emulation's own error, measured so that predictions for the testbed can coun
 The probe times each of the model's ops in its place in the forward, inside one device and by
 its clock (CPU time over its quota, as the profiler times ops), in rounds: once with every
 other device stopped and once with each of them running the same model in a loop under its own
-quota. Ops differ: resnet18's last two stages (the weights of layer4 alone are 9 MB) on an
+quota. Ops differ: resnet18's last two stages (layer4's weights alone are 34 MB) on an
 emulated Pi of edge-fleet: 86-94 ms a pass quiet and 105-107 crowded (1.17x), the whole model
 200-206 and 220-231 (1.10x). `crowd_cost_model` then slows each measured op by its
 crowded-to-quiet ratio in proportion to how busy the rest of the fleet is in the simulated run
@@ -24,6 +24,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, replace
 
 import torch
@@ -39,6 +40,7 @@ from edgewise.testbed.layout import Layout
 
 ROUNDS = 3              # quiet and crowded alternate, so that the host's drift falls on both
 REPEATS = 5             # passes per measurement, each op timed once a pass
+TIMEOUT_S = 900.0       # the whole probe, at most: resnet18 on an emulated Pi of edge-fleet takes about 40 s
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,8 @@ class Crowding:
 def measure_crowding(layout: Layout, node: str, program: str, rounds: int = ROUNDS) -> Crowding:
     """The ops of the model in `program` (a torch.export.save file) inside `node`, quiet and
     crowded, each op's time the median over `rounds` alternating measurements; a one-line
-    EdgewiseError when a process fails. No process outlives this."""
+    EdgewiseError when a process fails or the probe takes longer than TIMEOUT_S. No process
+    outlives this."""
     slot = layout.slot(node)
     py = [sys.executable, "-c"]
     loads = [_start(netns.launch_argv(layout, other.node, [*py, _call("_load", program, other.threads)]))
@@ -60,6 +63,14 @@ def measure_crowding(layout: Layout, node: str, program: str, rounds: int = ROUN
                                                                   slot.cpu_quota_cores)]))
     procs = [measurer, *loads]
     found: dict[str, list[dict[str, float]]] = {"quiet": [], "crowded": []}
+    expired = threading.Event()
+
+    def expire() -> None:       # a hung process ends the probe: killed, its output ends
+        expired.set()
+        for p in procs:
+            p.kill()
+    watchdog = threading.Timer(TIMEOUT_S, expire)
+    watchdog.start()
     try:
         for p in procs:      # each has its model loaded and one forward behind it
             _expect(p, "ready")
@@ -70,7 +81,13 @@ def measure_crowding(layout: Layout, node: str, program: str, rounds: int = ROUN
                 measurer.stdin.write(state + "\n")
                 measurer.stdin.flush()
                 found[state].append(json.loads(_expect(measurer, "times")))
+    except EdgewiseError:
+        if expired.is_set():
+            raise EdgewiseError(f"profile: measuring how a busy fleet slows {node!r} took over {TIMEOUT_S:g} s; "
+                                f"stopped") from None
+        raise
     finally:
+        watchdog.cancel()
         for p in procs:
             _stop(p)
     return Crowding(**{f"{state}_s": {op: statistics.median(r[op] for r in rs) for op in rs[0]}

@@ -1,5 +1,6 @@
 """How a busy fleet slows an emulated device: the probe on the testbed, and what predictions do with it."""
 import subprocess
+import time
 
 import pytest
 
@@ -9,7 +10,7 @@ from edgewise.errors import EdgewiseError
 from edgewise.hardware.cluster_io import load_cluster
 from edgewise.plan.planners import PLANNERS
 from edgewise.sim.pipeline import simulate
-from edgewise.testbed import netns
+from edgewise.testbed import crowding, netns
 from edgewise.testbed.commands import can_emulate
 from edgewise.testbed.crowding import crowd_cost_model, measure_crowding
 from edgewise.testbed.drive import build_testbed
@@ -64,7 +65,7 @@ def _probe_processes() -> list[str]:
 
 
 @pytest.mark.skipif(can_emulate() is not None, reason=str(can_emulate()))
-def test_the_probe_measures_inside_the_testbed_and_leaves_nothing_running():
+def test_the_probe_measures_inside_the_testbed_and_leaves_nothing_running(monkeypatch):
     cluster = load_cluster("pi-fleet")
     layout = build_testbed(cluster)
     try:
@@ -77,6 +78,16 @@ def test_the_probe_measures_inside_the_testbed_and_leaves_nothing_running():
         with pytest.raises(EdgewiseError, match="busy fleet") as e:    # the processes cannot load the model
             measure_crowding(layout, "pi3", "/nonexistent/model.pt2", rounds=1)
         assert "\n" not in str(e.value)
+        assert _probe_processes() == []
+        # a measurer that hangs: the watchdog ends the probe, one line, nothing left running
+        monkeypatch.setattr(crowding, "TIMEOUT_S", 5.0)
+        real_call = crowding._call
+        monkeypatch.setattr(crowding, "_call", lambda entry, *args: "import time; time.sleep(600)  # edgewise.testbed.crowding"
+                            if entry == "_measure" else real_call(entry, *args))
+        began = time.monotonic()
+        with pytest.raises(EdgewiseError, match="took over 5 s"):
+            measure_crowding(layout, "pi3", "/nonexistent/model.pt2", rounds=1)
+        assert time.monotonic() - began < 30
         assert _probe_processes() == []
     finally:
         netns.down()
