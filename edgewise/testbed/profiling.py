@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 from dataclasses import asdict, replace
+from typing import Callable
 
 import torch
 
@@ -98,12 +99,18 @@ def profile_in_testbed(cluster: Cluster, node: str, model: str | None, quick: bo
 def measure_runtime_in_testbed(cluster: Cluster, node: str, db: str | None) -> RuntimeCost | None:
     """Only the runtime's own costs inside `node`, as `profile_in_testbed` measures them after
     the ops: to measure them again (after a change to what the probe measures) without the ops."""
+    _on_testbed(cluster, node, lambda layout: _measure_runtime(cluster, layout, node, db))
+    return latest_runtime_cost(testbed_label(cluster.node(node).device.name), db or default_db_path(), cluster.name)
+
+
+def _on_testbed(cluster: Cluster, node: str, measure: Callable[[Layout], None]) -> None:
+    """`measure` on the cluster's testbed, built once `node` is known to be one of its devices,
+    and torn down after."""
     layout = _testbed_for(cluster, node)
     try:
-        _measure_runtime(cluster, layout, node, db)
+        measure(layout)
     finally:
         netns.down()
-    return latest_runtime_cost(testbed_label(cluster.node(node).device.name), db or default_db_path(), cluster.name)
 
 
 def _testbed_for(cluster: Cluster, node: str) -> Layout:
@@ -142,11 +149,7 @@ def _measure_runtime(cluster: Cluster, layout: Layout, node: str, db: str | None
 def measure_model_costs_in_testbed(cluster: Cluster, node: str, model: str, program: str, db: str | None) -> None:
     """Only what `model` costs the runtime inside `node`, as `profile_in_testbed` measures it
     after the ops (which must have been profiled there): to measure it again without them."""
-    layout = _testbed_for(cluster, node)
-    try:
-        _measure_model_costs(cluster, layout, node, model, program, db)
-    finally:
-        netns.down()
+    _on_testbed(cluster, node, lambda layout: _measure_model_costs(cluster, layout, node, model, program, db))
 
 
 def _measure_model_costs(cluster: Cluster, layout: Layout, node: str, model: str, program: str, db: str | None) -> None:
@@ -172,11 +175,7 @@ def _measure_model_costs(cluster: Cluster, layout: Layout, node: str, model: str
 def measure_crowding_in_testbed(cluster: Cluster, node: str, model: str, program: str, db: str | None) -> None:
     """Only how much a busy fleet slows `model` inside `node`, as `profile_in_testbed` measures
     it after the model's costs: to measure it again without the rest."""
-    layout = _testbed_for(cluster, node)
-    try:
-        _measure_crowding(cluster, layout, node, model, program, db)
-    finally:
-        netns.down()
+    _on_testbed(cluster, node, lambda layout: _measure_crowding(cluster, layout, node, model, program, db))
 
 
 def _measure_crowding(cluster: Cluster, layout: Layout, node: str, model: str, program: str, db: str | None) -> None:
