@@ -11,8 +11,8 @@ The probe times each of the model's ops in its place in the forward, inside one 
 its clock (CPU time over its quota, as the profiler times ops), in rounds: once with every
 other device stopped and once with each of them running the same model in a loop under its own
 quota. Ops differ: resnet18's last two stages (layer4's weights alone are 34 MB) on an
-emulated Pi of edge-fleet: 86-94 ms a pass quiet and 105-107 crowded (1.17x), the whole model
-200-206 and 220-231 (1.10x). `crowd_cost_model` then slows each measured op by its
+emulated Pi of edge-fleet: 86-94 ms a pass quiet and 104-108 crowded (1.17x), the whole model
+196-209 and 220-232 (1.11x). `crowd_cost_model` then slows each measured op by its
 crowded-to-quiet ratio in proportion to how busy the rest of the fleet is in the simulated run
 (the others' CPU use over their quotas).
 """
@@ -34,7 +34,7 @@ from edgewise.errors import EdgewiseError
 from edgewise.graph.opgraph import OpGraph
 from edgewise.hardware.profiler import Clock, op_medians_s
 from edgewise.plan.schema import Plan
-from edgewise.proc import steady_allocations
+from edgewise.proc import computing_threads, steady_allocations
 from edgewise.testbed import netns
 from edgewise.testbed.layout import Layout
 
@@ -142,7 +142,7 @@ def _measure(program: str, threads: int, quota_cores: float) -> None:
     """The measurer: for each line read, each op's median time under the device's clock."""
     cpu = torch.device("cpu")
     gm, example = _model(program, threads)      # the exported graph: node names as in the OpGraph
-    clock = Clock(cpu_quota_cores=quota_cores)
+    clock = Clock(quota_cores, computing_threads())      # as `profile` clocks a device of several threads
     with torch.inference_mode():
         gm(*example)
     print("ready", flush=True)
