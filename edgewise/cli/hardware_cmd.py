@@ -224,6 +224,7 @@ def _model_costs(r: dict) -> str:
     """What the model costs the runtime in the device, where it was measured, as a clause."""
     rt = r.get("runtime") or {}
     parts = ([f"a step woken for each input {rt['wake_s'] * 1e6:.0f} us"] if rt.get("wake_s") else []) + \
+            ([f"a message received {rt['received_s'] * 1e6:.0f} us"] if rt.get("received_s") is not None else []) + \
             ([f"an input served alone {rt['alone_s'] * 1e6:.0f} us"] if rt.get("alone_s") is not None else [])
     return f"; beyond the back-to-back compute: {', '.join(parts)}" if parts else ""
 

@@ -97,7 +97,7 @@ def evaluate(prof: GraphProfile, spans: list[StageSpan]) -> PipelineCost:
         a, b = prof.class_of[left.devices[0]], prof.class_of[right.devices[0]]
         nbytes = prof.cut_bytes(left.end)
         latency += (transfer_time_s(nbytes, prof.cluster.channel(left.devices[0], right.devices[0]))
-                    + prof.runtime[a].send(nbytes) + prof.runtime[b].recv(nbytes))
+                    + prof.runtime[a].send(nbytes) + prof.runtime[b].receive(nbytes))
     energy = 0.0
     for d, busy in busy_s.items():
         dev = prof.cluster.node(d).device

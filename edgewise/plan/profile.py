@@ -62,7 +62,7 @@ class GraphProfile:
         theirs), computing, and sending the cut at q on."""
         rt = self.runtime[k]
         makes = p == 0 if makes is None else makes
-        take = self.making_s(k, q) if makes else rt.recv(self.cut_bytes(p) if p else int(self.live_bytes[0]))
+        take = self.making_s(k, q) if makes else rt.receive(self.cut_bytes(p) if p else int(self.live_bytes[0]))
         give = rt.send(self.cut_bytes(q)) if q < self.n else 0.0
         return take + self.stage_time_s(k, p, q, woken=not (makes and self.serves_alone(k, p, q))) + give
 

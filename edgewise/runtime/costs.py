@@ -17,9 +17,10 @@ but a device that neither sends nor receives pays on its own. The rows go to the
 database as kind "runtime", op_class "input", "send", "recv" or "loop", bytes = message size,
 time per message; `cost/runtime.py` fits a fixed plus a per-byte cost to them. One more probe,
 `measure_wake`, runs a given model as the receiving side: what a step of it costs beyond the
-same step back to back is the step's wake-up cost (op_class "wake", for that model); the
-measuring side then serves the model alone, and what an input costs beyond making it and the
-step back to back is its cost of serving alone (op_class "alone").
+same step back to back is the step's wake-up cost (op_class "wake", for that model), and what
+its process spends per input beyond the step is what a message costs it in the model's stream
+(op_class "received"); the measuring side then serves the model alone, and what an input costs
+beyond making it and the step back to back is its cost of serving alone (op_class "alone").
 
 CPU time over the process's CPU quota (one core outside the testbed) is what is counted:
 waiting for the peer is not the device's work, and the peer's own CPU is its own. Inside the
@@ -301,16 +302,18 @@ class ModelCosts:
     """The runtime's costs that depend on the model, in CPU seconds over the quota."""
     wake_s: float    # a step, woken by a message for each input, beyond the same step back to back
     alone_s: float   # an input made and finished alone, beyond making it and the step back to back
+    received_s: float   # a one-element message taken in, in the model's stream, beyond the step's compute
 
 
 def measure_wake(program: str, quota_cores: float = 1.0, ends: Ends = Ends(), rounds: int = ROUNDS,
                  inputs: int = WAKE_INPUTS) -> ModelCosts:
     """What the model in `program` (a torch.export.save file of it, with its example inputs)
     costs the measuring side under `quota_cores` beyond its steps back to back: a step woken for
-    each of `inputs` inputs from the peer, and an input served alone (the whole model, inputs
+    each of `inputs` inputs from the peer, what taking in each of those messages costs it beyond
+    the step, and an input served alone (the whole model, inputs
     made as `edgewise run` makes them). Each the median over `rounds` pairs of fresh processes;
     never below zero."""
-    found: dict[str, list[float]] = {"wake": [], "alone": []}
+    found: dict[str, list[float]] = {"wake": [], "alone": [], "received": []}
     for _ in range(rounds):
         figures: dict[str, float] = {}
 
@@ -319,16 +322,18 @@ def measure_wake(program: str, quota_cores: float = 1.0, ends: Ends = Ends(), ro
                 figures.update(json.loads(line[5:]))
         _pair("_wake_side", {"program": program, "inputs": inputs, "ports": _ports(ends, 2), "quota": quota_cores},
               ends, take,
-              lambda: {"woken", "back_to_back", "alone"} <= figures.keys(), "what the model costs the runtime")
+              lambda: {"woken", "received", "back_to_back", "alone"} <= figures.keys(), "what the model costs the runtime")
         found["wake"].append(figures["woken"] - figures["back_to_back"])
         found["alone"].append(figures["alone"])
+        found["received"].append(figures["received"])
     clock = Clock(cpu_quota_cores=quota_cores)
     return ModelCosts(**{f"{what}_s": clock.seconds(max(0.0, statistics.median(xs))) for what, xs in found.items()})
 
 
 def _wake_side(role: int, setup_json: str) -> None:
     """One process of `measure_wake`: 0 measures (the second stage, rank 1), 1 is the peer (rank 0,
-    the source, which gathers the records and prints the measurer's CPU per step woken); the
+    the source, which gathers the records and prints the measurer's CPU per step woken and per
+    message beyond it); the
     measurer prints its CPU per step back to back, over the same stage and input, and then
     serves the model alone."""
     setup = json.loads(setup_json)
@@ -345,7 +350,8 @@ def _wake_side(role: int, setup_json: str) -> None:
     if records is not None:
         mine = next(r for r in records if r.device == "measurer")
         ks = sorted(mine.compute_cpu_s)[int(len(mine.compute_cpu_s) * SETTLE):]
-        print("wake " + json.dumps({"woken": statistics.median(mine.compute_cpu_s[k] for k in ks)}), flush=True)
+        print("wake " + json.dumps({"woken": statistics.median(mine.compute_cpu_s[k] for k in ks),
+                                    "received": _beyond_compute(mine)}), flush=True)
     else:
         print("wake " + json.dumps({"back_to_back": _back_to_back(woken, TOKEN, plan, setup["inputs"])}), flush=True)
         print("wake " + json.dumps({"alone": _alone(program.module(), example, setup)}), flush=True)

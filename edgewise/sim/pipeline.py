@@ -100,7 +100,7 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
         cpu_before, received = runtime[source].input(input_bytes), 0.0
         if prev and prev[0].tags["kind"] == "latency" and note not in taken:
             taken.add(note)                                    # the first to wait for a note takes it in
-            cpu_before += runtime[source].recv(NOTE_BYTES)
+            cpu_before += runtime[source].receive(NOTE_BYTES)
         for i, span in enumerate(spans):
             dev = span.devices[k % len(span.devices)]
             last = i == len(spans) - 1
@@ -111,7 +111,7 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
                 steps.setdefault(source, []).append(forward)
                 prev = [message(source, dev, input_bytes, forward, k, "input")]
                 sent_bytes += input_bytes
-                cpu_before, received = 0.0, runtime[dev].recv(input_bytes)
+                cpu_before, received = 0.0, runtime[dev].receive(input_bytes)
             nxt = spans[i + 1].devices[k % len(spans[i + 1].devices)] if i + 1 < len(spans) else None
             out_bytes = prof.cut_bytes(span.end) if nxt else 0
             alone = dev == source and prof.serves_alone(prof.class_of[dev], span.start, span.end)
@@ -140,7 +140,7 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
             if out_bytes:
                 prev = [message(dev, nxt, out_bytes, task, k, f"cut{i}")]
                 sent_bytes += out_bytes
-                cpu_before, received = 0.0, runtime[nxt].recv(out_bytes)
+                cpu_before, received = 0.0, runtime[nxt].receive(out_bytes)
     timeline = env.run()
     return Simulation(_report(plan, prof, spans, timeline, inputs, seats if warmup is None else warmup,
                               sent_bytes), timeline)

@@ -1,6 +1,7 @@
 """The simulator charges the runtime's own costs to the devices that pay them."""
 import os
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -10,7 +11,7 @@ from synthetic import chain_graph, lan_cluster  # noqa: E402
 from edgewise.cost.roofline import CostModel
 from edgewise.cost.runtime import Linear, RuntimeCost
 from edgewise.plan.evaluate import StageSpan, _device_loads
-from edgewise.plan.planners import PLANNERS
+from edgewise.plan.planners import PLANNERS, spans_of
 from edgewise.plan.profile import profile
 from edgewise.sim.pipeline import simulate
 
@@ -100,6 +101,28 @@ def test_a_steps_wake_up_cost_is_part_of_every_stage_step_that_runs_any_op():
     # once per stage, not per op: a stage is one step of its device however many ops it holds
     assert woken.report.per_stage_s == pytest.approx([t + wake for t in free.report.per_stage_s])
     assert woken.report.latency_s.p50 >= free.report.latency_s.p50 + wake * len(plan.stages) - 1e-12
+
+
+def test_a_message_received_costs_what_was_measured_in_the_models_stream_where_it_was():
+    fitted = RuntimeCost(recv=Linear(1e-3, 1e-8))
+    measured = replace(fitted, received_s=4e-3)
+    assert fitted.receive(1000) == pytest.approx(1e-3 + 1e-5)
+    assert measured.receive(1000) == pytest.approx(4e-3 + 1e-5)     # the fixed part; bytes still cost per byte
+    assert measured.slower(2).receive(1000) == pytest.approx(2 * (4e-3 + 1e-5))
+    graph, cluster, plan = setup()
+    prof = profile(graph, cluster, CostModel(), 1)
+    stage_of = {d: sp for sp in spans_of(plan, graph) for d in sp.devices}
+    names = {n.device.name for n in cluster.nodes}
+    plain, dearer = (simulate(plan, graph, CostModel(runtime={d: rt for d in names}), inputs=8)
+                     for rt in (fitted, measured))
+    received = [s for s in dearer.timeline if s.task.startswith("received")]
+    assert received
+    for s in received:        # each message into a stage, at its size
+        sp = stage_of[s.resource.removeprefix("device:")]
+        nbytes = prof.cut_bytes(sp.start) if sp.start else int(prof.live_bytes[0])
+        assert s.end_s - s.start_s == pytest.approx(4e-3 + 1e-8 * nbytes)
+    # every stage after the first takes its message in before its next step: a longer cycle
+    assert 1 / dearer.report.throughput_per_s > 1 / plain.report.throughput_per_s
 
 
 def test_a_device_serving_the_whole_model_alone_pays_its_measured_cost_instead_of_the_loop_and_the_wake():
