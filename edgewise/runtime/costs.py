@@ -310,8 +310,8 @@ def measure_wake(program: str, quota_cores: float = 1.0, ends: Ends = Ends(), ro
     """What the model in `program` (a torch.export.save file of it, with its example inputs)
     costs the measuring side under `quota_cores` beyond its steps back to back: a step woken for
     each of `inputs` inputs from the peer, what taking in each of those messages costs it beyond
-    the step, and an input served alone (the whole model, inputs
-    made as `edgewise run` makes them). Each the median over `rounds` pairs of fresh processes;
+    the step, and an input served alone (the whole model, inputs made as `edgewise run` makes
+    them). Each the median over `rounds` pairs of fresh processes;
     never below zero."""
     found: dict[str, list[float]] = {"wake": [], "alone": [], "received": []}
     for _ in range(rounds):
@@ -333,9 +333,8 @@ def measure_wake(program: str, quota_cores: float = 1.0, ends: Ends = Ends(), ro
 def _wake_side(role: int, setup_json: str) -> None:
     """One process of `measure_wake`: 0 measures (the second stage, rank 1), 1 is the peer (rank 0,
     the source, which gathers the records and prints the measurer's CPU per step woken and per
-    message beyond it); the
-    measurer prints its CPU per step back to back, over the same stage and input, and then
-    serves the model alone."""
+    message beyond it); the measurer prints its CPU per step back to back, over the same stage
+    and input, and then serves the model alone."""
     setup = json.loads(setup_json)
     steady_allocations()    # as in a worker
     torch.set_num_threads(1)
