@@ -65,7 +65,6 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
     source = spans[0].devices[0]
     input_bytes = int(prof.live_bytes[0])
     runtime = {d: cost.runtime_cost(plan.cluster.node(d).device) for sp in spans for d in sp.devices}
-    steps: dict[str, list[Task]] = {}            # each device's tasks of its own loop, in order
     sent: dict[str, list[Task]] = {d: [] for d in runtime}   # each device's messages, in order
     sent_bytes = 0
 
@@ -77,18 +76,25 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
         # The runtime's sender waits out the link's propagation latency first (netem being
         # unavailable, that is how the testbed adds it), then the message moves once its receiver
         # has asked for it: gloo sends nothing before the receive is posted (gloo/transport/tcp/
-        # pair.cc, handleRemotePendingRecv), and a worker posts the next one as it starts a step;
-        # and only after the sender's previous message (one thread sends them in order).
+        # pair.cc, handleRemotePendingRecv), and a worker posts the next one as it starts a step,
+        # that is once its previous step and that step's received cost are done and the message
+        # of the step it starts has arrived; and only after the sender's previous message (one
+        # thread sends them in order).
         latency = _channel(prof, a, b).latency_s
         if latency:
             after = env.task(f"latency {what} input{k}", env.resource("propagation", capacity=math.inf),
                              latency, [after], input=k, kind="latency")
-        wire = _wire(env, prof, a, b, nbytes, [after] + steps.get(b, [])[-2:-1] + sent[a][-1:], k, what)
+        asked = done.get(b, [])[-2:-1] + arrived.get(b, [])[-1:]
+        wire = _wire(env, prof, a, b, nbytes, [after] + asked + sent[a][-1:], k, what)
         sent[a].append(wire)
         return wire
 
     outs: dict[int, Task] = {}      # input k's note reaching the first device that k is out
     taken: set[int] = set()
+    # each device's steps in order: when each was done (its received cost included) and the
+    # message each took in, for when it asked for its next message
+    done: dict[str, list[Task]] = {}
+    arrived: dict[str, list[Task]] = {}
     tails: dict[str, Task] = {}     # each device's cost of its latest received message, which its next task waits for
 
     def after_tail(dev: str) -> list[Task]:
@@ -108,7 +114,6 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
                 forward = env.task(f"forward input{k}", env.resource(f"device:{source}"),
                                    cpu_before + runtime[source].send(input_bytes),
                                    prev + sender_room(source) + after_tail(source), input=k, kind="runtime")
-                steps.setdefault(source, []).append(forward)
                 prev = [message(source, dev, input_bytes, forward, k, "input")]
                 sent_bytes += input_bytes
                 cpu_before, received = 0.0, runtime[dev].receive(input_bytes)
@@ -124,10 +129,11 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
             task = env.task(f"stage{i} input{k}", env.resource(f"device:{dev}"), cpu_before + compute_s + cpu_after,
                             prev + sender_room(dev) + after_tail(dev), input=k, stage=i, device=dev,
                             kind="compute", compute_s=compute_s, compute_from_s=cpu_before)
-            steps.setdefault(dev, []).append(task)
+            arrived.setdefault(dev, []).extend(prev[:1])
             if received:
                 tails[dev] = env.task(f"received input{k}", env.resource(f"device:{dev}"), received, [task],
                                       input=k, kind="runtime")
+            done.setdefault(dev, []).append(tails[dev] if received else task)
             prev = [task]
             if notes:
                 ch = prof.cluster.channel(dev, source)     # none: they talk through other hosts; no delay known

@@ -149,3 +149,21 @@ def test_replicas_of_the_whole_model_that_receive_their_inputs_are_still_woken()
     plain, woken = loads(alone_s=1e-4), loads(alone_s=1e-4, wake_s=3e-3)
     assert woken[first] == pytest.approx(plain[first])              # makes its own inputs: not woken
     assert woken[other] == pytest.approx(plain[other] + 3e-3 / 2)   # receives its half of them
+
+
+def test_a_receiver_asks_for_a_message_as_it_starts_the_step_before_it():
+    # The worker posts the receive for input k+1 once it has input k in hand and has finished
+    # the step before, taking that step's message in included: only then can k+1 move.
+    graph, cluster = chain_graph(12, 5, skips=False), lan_cluster(pis=2, nanos=0, bw=1e9)
+    plan = PLANNERS["even"](graph, cluster, "throughput", None, 1)
+    recv = 20.0      # receiving dearer than computing (seconds a step): the receiver is the bottleneck
+    cost = CostModel(runtime={n.device.name: RuntimeCost(recv=Linear(recv)) for n in cluster.nodes})
+    sim = simulate(plan, graph, cost, inputs=12)
+    receiver = plan.stages[1].devices[0]
+    wires = {s.tags["input"]: s for s in sim.timeline if s.task.startswith("cut0 ")}
+    taken = {s.tags["input"]: s for s in sim.timeline if s.task.startswith("received ") and s.resource == f"device:{receiver}"}
+    assert len(wires) == len(taken) == 12
+    for k in range(2, 12):
+        assert wires[k].start_s >= max(taken[k - 2].end_s, wires[k - 1].end_s) - 1e-12
+    # in the steady state that is what holds each message back
+    assert wires[10].start_s == pytest.approx(taken[8].end_s)
