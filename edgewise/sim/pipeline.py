@@ -84,17 +84,14 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
         if latency:
             after = env.task(f"latency {what} input{k}", env.resource("propagation", capacity=math.inf),
                              latency, [after], input=k, kind="latency")
-        asked = done.get(b, [])[-2:-1] + arrived.get(b, [])[-1:]
-        wire = _wire(env, prof, a, b, nbytes, [after] + asked + sent[a][-1:], k, what)
+        wire = _wire(env, prof, a, b, nbytes, [after] + asks.get(b, []) + sent[a][-1:], k, what)
         sent[a].append(wire)
         return wire
 
     outs: dict[int, Task] = {}      # input k's note reaching the first device that k is out
     taken: set[int] = set()
-    # each device's steps in order: when each was done (its received cost included) and the
-    # message each took in, for when it asked for its next message
-    done: dict[str, list[Task]] = {}
-    arrived: dict[str, list[Task]] = {}
+    done: dict[str, Task] = {}         # each device's latest step, done with taking its message in
+    asks: dict[str, list[Task]] = {}   # what starts each device's latest step, and so asks for its next message
     tails: dict[str, Task] = {}     # each device's cost of its latest received message, which its next task waits for
 
     def after_tail(dev: str) -> list[Task]:
@@ -129,11 +126,11 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
             task = env.task(f"stage{i} input{k}", env.resource(f"device:{dev}"), cpu_before + compute_s + cpu_after,
                             prev + sender_room(dev) + after_tail(dev), input=k, stage=i, device=dev,
                             kind="compute", compute_s=compute_s, compute_from_s=cpu_before)
-            arrived.setdefault(dev, []).extend(prev[:1])
+            asks[dev] = ([done[dev]] if dev in done else []) + prev[:1]
             if received:
                 tails[dev] = env.task(f"received input{k}", env.resource(f"device:{dev}"), received, [task],
                                       input=k, kind="runtime")
-            done.setdefault(dev, []).append(tails[dev] if received else task)
+            done[dev] = tails[dev] if received else task
             prev = [task]
             if notes:
                 ch = prof.cluster.channel(dev, source)     # none: they talk through other hosts; no delay known
