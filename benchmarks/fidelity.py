@@ -17,7 +17,7 @@ run still leaves its figures.
 `--remeasure-runtime` it first measures the runtime's own costs again inside every device type of
 every cluster in the file (after a change to what that probe measures), and with
 `--remeasure-model-costs` what each model of the file (of `--models`) costs the runtime there (a
-step woken, an input served alone), and with `--remeasure-crowding` how much a busy fleet slows
+step woken, an input served alone, how much its step varies), and with `--remeasure-crowding` how much a busy fleet slows
 it (testbed/crowding.py), leaving the ops' profiles as they are. Runs nothing but the probes.
 
 "after" counts that slowdown in proportion to how busy the simulated run keeps the rest of the
@@ -179,6 +179,9 @@ def repredict(path: Path, a) -> None:
         rows = json.loads(path.read_text())["rows"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         sys.exit(f"--repredict {path}: not a fidelity results file ({type(e).__name__})")
+    chosen = a.models.split(",")      # by default every model of the benchmark
+    if (stray := sorted(set(chosen) - {row["model"] for row in rows})):
+        sys.exit(f"--models: {', '.join(stray)} not in {path} (its models are named like {rows[0]['model']})")
     if a.remeasure_runtime or a.remeasure_model_costs or a.remeasure_crowding:
         if (reason := can_emulate()):
             sys.exit(f"--remeasure-*: needs the testbed: {reason}")
@@ -191,7 +194,6 @@ def repredict(path: Path, a) -> None:
                 print(f"runtime costs measured again: {kind} in {cname}", file=sys.stderr, flush=True)
     probes = [(what, probe) for flag, what, probe in ((a.remeasure_model_costs, "model costs", measure_model_costs_in_testbed),
                                                       (a.remeasure_crowding, "crowding", measure_crowding_in_testbed)) if flag]
-    chosen = a.models.split(",")      # by default every model of the benchmark
     for model in dict.fromkeys(row["model"] for row in rows if row["model"] in chosen and probes):
         with saved_program(model) as program:
             for cname in dict.fromkeys(row["cluster"] for row in rows if row["model"] == model):

@@ -226,7 +226,8 @@ def _model_costs(r: dict) -> str:
     parts = ([f"a step woken for each input {rt['wake_s'] * 1e6:.0f} us"] if rt.get("wake_s") else []) + \
             ([f"a message received {rt['received_s'] * 1e6:.0f} us"] if rt.get("received_s") is not None else []) + \
             ([f"an input served alone {rt['alone_s'] * 1e6:.0f} us"] if rt.get("alone_s") is not None else [])
-    return f"; beyond the back-to-back compute: {', '.join(parts)}" if parts else ""
+    spread = f"; its step varies by {rt['spread_s'] * 1e6:.0f} us" if rt.get("spread_s") is not None else ""
+    return (f"; beyond the back-to-back compute: {', '.join(parts)}" if parts else "") + spread
 
 
 def _render_profile(r: dict) -> None:

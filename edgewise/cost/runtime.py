@@ -53,6 +53,13 @@ class RuntimeCost:
     # compute cools the caches that gloo's thread and the loop work in, as they cool the
     # model's. None: not measured.
     received_s: float | None = None
+    # For that model too: how much its step's wall time varies from input to input, woken for
+    # each (a robust standard deviation). A throttled device's steps come out uneven, and uneven
+    # steps change a pipeline's steady state: in the testbed, one of three Pi replicas behind a
+    # Jetson ends up pacing the Jetson's in-order sender while the others get their inputs just
+    # in time, where evenly timed steps keep the three evenly spaced, each input waiting a whole
+    # step. None: not measured, every step takes its mean.
+    spread_s: float | None = None
 
     def receive(self, nbytes: float) -> float:
         """Taking a message of `nbytes` in: where it was measured in the model's stream, its
@@ -71,7 +78,8 @@ class RuntimeCost:
         return RuntimeCost(self.input.scaled(factor), self.send.scaled(factor), self.recv.scaled(factor),
                            self.loop.scaled(factor), self.wake_s * factor,
                            None if self.alone_s is None else self.alone_s * factor,
-                           None if self.received_s is None else self.received_s * factor)
+                           None if self.received_s is None else self.received_s * factor,
+                           None if self.spread_s is None else self.spread_s * factor)
 
 
 FREE = RuntimeCost()

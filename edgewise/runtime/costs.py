@@ -303,6 +303,10 @@ class ModelCosts:
     wake_s: float    # a step, woken by a message for each input, beyond the same step back to back
     alone_s: float   # an input made and finished alone, beyond making it and the step back to back
     received_s: float   # a one-element message taken in, in the model's stream, beyond the step's compute
+    # How much a woken step's wall time varies from input to input (a robust standard deviation,
+    # host seconds): a throttled device's step sometimes ends in one burst of its quota and
+    # sometimes waits out a period's rest, and the host's other work comes and goes.
+    spread_s: float
 
 
 def measure_wake(program: str, quota_cores: float = 1.0, ends: Ends = Ends(), rounds: int = ROUNDS,
@@ -311,9 +315,9 @@ def measure_wake(program: str, quota_cores: float = 1.0, ends: Ends = Ends(), ro
     costs the measuring side under `quota_cores` beyond its steps back to back: a step woken for
     each of `inputs` inputs from the peer, what taking in each of those messages costs it beyond
     the step, and an input served alone (the whole model, inputs made as `edgewise run` makes
-    them). Each the median over `rounds` pairs of fresh processes;
-    never below zero."""
-    found: dict[str, list[float]] = {"wake": [], "alone": [], "received": []}
+    them), and how much the woken step's wall time varies. Each the median over `rounds` pairs
+    of fresh processes; never below zero."""
+    found: dict[str, list[float]] = {"wake": [], "alone": [], "received": [], "spread": []}
     for _ in range(rounds):
         figures: dict[str, float] = {}
 
@@ -322,12 +326,14 @@ def measure_wake(program: str, quota_cores: float = 1.0, ends: Ends = Ends(), ro
                 figures.update(json.loads(line[5:]))
         _pair("_wake_side", {"program": program, "inputs": inputs, "ports": _ports(ends, 2), "quota": quota_cores},
               ends, take,
-              lambda: {"woken", "received", "back_to_back", "alone"} <= figures.keys(), "what the model costs the runtime")
+              lambda: {"woken", "received", "spread", "back_to_back", "alone"} <= figures.keys(),
+              "what the model costs the runtime")
         found["wake"].append(figures["woken"] - figures["back_to_back"])
-        found["alone"].append(figures["alone"])
-        found["received"].append(figures["received"])
+        for what in ("alone", "received", "spread"):
+            found[what].append(figures[what])
     clock = Clock(cpu_quota_cores=quota_cores)
-    return ModelCosts(**{f"{what}_s": clock.seconds(max(0.0, statistics.median(xs))) for what, xs in found.items()})
+    cpu = {f"{what}_s": clock.seconds(max(0.0, statistics.median(found[what]))) for what in ("wake", "alone", "received")}
+    return ModelCosts(**cpu, spread_s=statistics.median(found["spread"]))     # wall time already
 
 
 def _wake_side(role: int, setup_json: str) -> None:
@@ -350,10 +356,18 @@ def _wake_side(role: int, setup_json: str) -> None:
         mine = next(r for r in records if r.device == "measurer")
         ks = sorted(mine.compute_cpu_s)[int(len(mine.compute_cpu_s) * SETTLE):]
         print("wake " + json.dumps({"woken": statistics.median(mine.compute_cpu_s[k] for k in ks),
-                                    "received": _beyond_compute(mine)}), flush=True)
+                                    "received": _beyond_compute(mine),
+                                    "spread": robust_std([mine.compute_s[k] for k in ks])}), flush=True)
     else:
         print("wake " + json.dumps({"back_to_back": _back_to_back(woken, TOKEN, plan, setup["inputs"])}), flush=True)
         print("wake " + json.dumps({"alone": _alone(program.module(), example, setup)}), flush=True)
+
+
+def robust_std(xs: list[float]) -> float:
+    """The standard deviation that the median absolute deviation implies for a normal spread:
+    a step the host's other work held up for a whole period now and then moves it little."""
+    mid = statistics.median(xs)
+    return 1.4826 * statistics.median(abs(x - mid) for x in xs)
 
 
 def _alone(model: nn.Module, example: tuple, setup: dict) -> float:

@@ -20,11 +20,14 @@ waiting for its receiver holds back the ones behind it, to other receivers too),
 device stops while SEND_QUEUE messages wait on its sender thread, one is being sent and its
 own next one waits to be queued (a link's emulated latency is waited out on the sender
 thread, so it holds those places too). With `Plan.max_in_flight` the first device takes input
-k only once the last stage's note that input k - max_in_flight is out has reached it.
+k only once the last stage's note that input k - max_in_flight is out has reached it. Where a
+device's step time was measured to vary (RuntimeCost.spread_s), each of its steps is drawn
+around its mean from a seeded generator, so a prediction is the same every time.
 """
 from __future__ import annotations
 
 import math
+import random
 import statistics
 from dataclasses import dataclass
 
@@ -46,6 +49,7 @@ from edgewise.sim.core import Environment, Task
 # took message k-3 off the full queue, which it does when it has sent message k-4: so four
 # messages are between ready and sent (a link's emulated latency counts down for all of them).
 SENDS_IN_FLIGHT = SEND_QUEUE + 2
+SEED = 0        # step times drawn around their means (RuntimeCost.spread_s) are the same every time
 
 
 @dataclass
@@ -94,6 +98,22 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
     asks: dict[str, list[Task]] = {}   # what starts each device's latest step, and so asks for its next message
     tails: dict[str, Task] = {}     # each device's cost of its latest received message, which its next task waits for
 
+    draws = random.Random(SEED)
+
+    def uneven(dev: str, mean_s: float) -> float:
+        """A step's time drawn around its mean, where its device's spread was measured: on the
+        whole model's step, so a stage's share of it varies as a sum of that many independent
+        stretches would, its variance in proportion to its time (an emulated Pi's whole
+        mobilenet_v2 step varied by 5.5 ms and resnet18's, 2.5 times as long, by 5.4 to 6.7;
+        a run's Pi stage of 43% of mobilenet_v2 by 2.0 to 2.7: a spread in proportion to the
+        time, or the same spread for any step, is 2.3 times off on one of the two, this about
+        1.5 times on each)."""
+        if not runtime[dev].spread_s or mean_s <= 0:
+            return mean_s
+        std = runtime[dev].spread_s * math.sqrt(mean_s / prof.stage_time_s(prof.class_of[dev], 0, prof.n))
+        sigma = math.sqrt(math.log1p((std / mean_s) ** 2))
+        return mean_s * draws.lognormvariate(-sigma * sigma / 2, sigma)
+
     def after_tail(dev: str) -> list[Task]:
         return [tails[dev]] if dev in tails else []
     for k in range(inputs):
@@ -117,7 +137,7 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
             nxt = spans[i + 1].devices[k % len(spans[i + 1].devices)] if i + 1 < len(spans) else None
             out_bytes = prof.cut_bytes(span.end) if nxt else 0
             alone = dev == source and prof.serves_alone(prof.class_of[dev], span.start, span.end)
-            compute_s = prof.stage_time_s(prof.class_of[dev], span.start, span.end, woken=not alone)
+            compute_s = uneven(dev, prof.stage_time_s(prof.class_of[dev], span.start, span.end, woken=not alone))
             notes = last and dev != source and sends_note(plan, k, inputs)
             if out_bytes or notes:
                 cpu_after = runtime[dev].send(out_bytes or NOTE_BYTES)

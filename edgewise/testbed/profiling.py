@@ -155,7 +155,7 @@ def measure_model_costs_in_testbed(cluster: Cluster, node: str, model: str, prog
 def _measure_model_costs(cluster: Cluster, layout: Layout, node: str, model: str, program: str, db: str | None) -> None:
     """What `model` costs `node` beyond its back-to-back profile (runtime/costs.py, measure_wake):
     a step woken for each input, a message taken in then and an input served alone, as "runtime"
-    rows of op_class "wake", "received" and "alone" for the model, in the cluster's own time;
+    rows of op_class "wake", "received", "alone" and "spread" for the model, in the cluster's own time;
     nothing for a one-device cluster.
 
     The streams span about WAKE_SPAN_S of the host's time each (as the profile timed the model
@@ -169,7 +169,8 @@ def _measure_model_costs(cluster: Cluster, layout: Layout, node: str, model: str
     found = costs.measure_wake(program, quota_cores=layout.slot(node).cpu_quota_cores, ends=ends, inputs=inputs)
     rows = [Measurement(kind="runtime", op_class=what, dtype="float32", time_s=t / layout.dilation,
                         repeats=costs.ROUNDS, model=model)
-            for what, t in (("wake", found.wake_s), ("alone", found.alone_s), ("received", found.received_s))]
+            for what, t in (("wake", found.wake_s), ("alone", found.alone_s), ("received", found.received_s),
+                            ("spread", found.spread_s))]
     _record(cluster, layout, node, rows, f"what {model} costs the runtime inside {node!r} of {cluster.name}", db)
 
 
@@ -283,13 +284,13 @@ def _crowding(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str, 
 
 
 def _model_rows(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str, float]:
-    """The runtime's costs of `model` as `label` in `cluster`'s testbed ("wake", "alone", "received"), each as
+    """The runtime's costs of `model` as `label` in `cluster`'s testbed ("wake", "alone", "received", "spread"), each as
     last measured."""
     found = {}
     for run in db.runs(label):
         if run.software.get("cluster") == cluster:
             for m in db.measurements(device=label, kind="runtime", run_id=run.id):
-                if m.op_class in ("wake", "alone", "received") and m.model == model:
+                if m.op_class in ("wake", "alone", "received", "spread") and m.model == model:
                     found[m.op_class] = m.time_s
     return found
 

@@ -132,6 +132,8 @@ def test_the_testbed_profile_line_names_what_the_model_costs_the_runtime():
     assert _model_costs({"runtime": {"wake_s": 1.2e-4, "alone_s": 3e-5, "received_s": 2.5e-4}}) == (
         "; beyond the back-to-back compute: a step woken for each input 120 us, a message received 250 us, "
         "an input served alone 30 us")
+    assert _model_costs({"runtime": {"wake_s": 1.2e-4, "spread_s": 4e-4}}) == (
+        "; beyond the back-to-back compute: a step woken for each input 120 us; its step varies by 400 us")
     assert _model_costs({"runtime": {"wake_s": 0.0, "alone_s": None}}) == ""    # no model: nothing measured
     assert _model_costs({"runtime": None}) == ""
 

@@ -102,6 +102,17 @@ def test_a_models_own_runtime_costs_are_times_of_their_own_never_negative(saved_
     assert 0.0 <= found.wake_s < 0.1 and 0.0 <= found.alone_s < 0.1
     # taking a message in is work of the receiving process (gloo's thread, unpacking, the loop)
     assert 0.0 < found.received_s < 0.1
+    # wall time varies from step to step: never a negative or a step-sized figure for a tiny model
+    assert 0.0 <= found.spread_s < 0.1
+
+
+def test_a_robust_spread_is_that_of_a_normal_spread_and_ignores_a_rare_stall():
+    import random
+    draws = random.Random(3)
+    steps = [draws.gauss(0.05, 0.002) for _ in range(2000)]
+    assert costs.robust_std(steps) == pytest.approx(0.002, rel=0.1)
+    assert costs.robust_std(steps[:-20] + [0.5] * 20) == pytest.approx(costs.robust_std(steps), rel=0.05)
+    assert costs.robust_std([0.01] * 10) == 0.0
 
 
 def test_the_alone_probe_serves_the_whole_model_on_one_device():

@@ -1,5 +1,7 @@
 """The simulator charges the runtime's own costs to the devices that pay them."""
+import math
 import os
+import statistics
 import sys
 from dataclasses import replace
 
@@ -167,3 +169,39 @@ def test_a_receiver_asks_for_a_message_as_it_starts_the_step_before_it():
         assert wires[k].start_s >= max(taken[k - 2].end_s, wires[k - 1].end_s) - 1e-12
     # in the steady state that is what holds each message back
     assert wires[10].start_s == pytest.approx(taken[8].end_s)
+
+
+def _step_times(sim) -> dict[str, list[float]]:
+    steps: dict[str, list[float]] = {}
+    for s in sim.timeline:
+        if s.tags.get("kind") == "compute":
+            steps.setdefault(s.tags["device"], []).append(s.tags["compute_s"])
+    return steps
+
+
+def test_without_a_measured_spread_every_step_takes_its_mean():
+    graph, cluster, plan = setup()
+    names = {n.device.name for n in cluster.nodes}
+    sim = simulate(plan, graph, CostModel(runtime={d: RuntimeCost(spread_s=None) for d in names}), inputs=20)
+    for times in _step_times(sim).values():
+        assert max(times) == pytest.approx(min(times))
+
+
+def test_step_times_spread_as_measured_for_the_whole_model_the_same_way_every_time():
+    # The spread was measured on the whole model's step; a stage's share of it varies as the
+    # sum of that many independent periods would, its variance in proportion to its time.
+    graph, cluster, plan = setup()
+    names = {n.device.name for n in cluster.nodes}
+    even = simulate(plan, graph, CostModel(), inputs=600)
+    prof = profile(graph, cluster, CostModel(), 1)
+    spread = {d: 0.08 * prof.stage_time_s(prof.class_of[n.name], 0, prof.n)
+              for n in cluster.nodes for d in [n.device.name]}
+    cost = CostModel(runtime={d: RuntimeCost(spread_s=spread[d]) for d in names})
+    uneven, again = simulate(plan, graph, cost, inputs=600), simulate(plan, graph, cost, inputs=600)
+    assert [(s.task, s.start_s, s.end_s) for s in uneven.timeline] == [(s.task, s.start_s, s.end_s) for s in again.timeline]
+    for n in cluster.nodes:
+        mean = _step_times(even)[n.name][0]
+        times = _step_times(uneven)[n.name]
+        whole = prof.stage_time_s(prof.class_of[n.name], 0, prof.n)
+        assert statistics.mean(times) == pytest.approx(mean, rel=0.02)
+        assert statistics.stdev(times) == pytest.approx(spread[n.device.name] * math.sqrt(mean / whole), rel=0.15)

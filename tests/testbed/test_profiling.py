@@ -118,17 +118,19 @@ def test_a_steps_wake_up_cost_is_the_latest_measured_for_that_model_in_that_clus
             store.record(run, [Measurement(kind="runtime", op_class="wake", dtype="float32", time_s=t, model=model),
                                Measurement(kind="runtime", op_class="alone", dtype="float32", time_s=t / 2, model=model),
                                Measurement(kind="runtime", op_class="received", dtype="float32", time_s=t / 4,
+                                           model=model),
+                               Measurement(kind="runtime", op_class="spread", dtype="float32", time_s=t * 3,
                                            model=model)])
 
-    def costs(cluster: str, model: str | None) -> tuple[float, float | None, float | None]:
+    def costs(cluster: str, model: str | None) -> tuple[float, float | None, float | None, float | None]:
         rt = profiling.testbed_cost_model(load_cluster(cluster), CostModel(), model).runtime_cost(
             load_cluster(cluster).node("pi0").device)
-        return rt.wake_s, rt.alone_s, rt.received_s
-    assert costs("pi-fleet", "zoo:m5") == (2e-4, 1e-4, 5e-5)
-    assert costs("pi-fleet", "zoo:mlp") == (9e-4, 4.5e-4, 2.25e-4)
-    assert costs("edge-fleet", "zoo:m5") == (7e-4, 3.5e-4, 1.75e-4)
-    assert costs("slow-link", "zoo:m5") == (0.0, None, None)     # another cluster's slot wakes differently: not used
-    assert costs("pi-fleet", None) == (0.0, None, None)          # no model, no step to wake
+        return rt.wake_s, rt.alone_s, rt.received_s, rt.spread_s
+    assert costs("pi-fleet", "zoo:m5") == pytest.approx((2e-4, 1e-4, 5e-5, 6e-4))
+    assert costs("pi-fleet", "zoo:mlp") == pytest.approx((9e-4, 4.5e-4, 2.25e-4, 2.7e-3))
+    assert costs("edge-fleet", "zoo:m5") == pytest.approx((7e-4, 3.5e-4, 1.75e-4, 2.1e-3))
+    assert costs("slow-link", "zoo:m5") == (0.0, None, None, None)   # another cluster's slot wakes differently: not used
+    assert costs("pi-fleet", None) == (0.0, None, None, None)        # no model, no step to wake
 
 
 def test_each_round_is_a_profile_in_a_fresh_process_and_a_failed_one_stops_them(tmp_path, monkeypatch):
