@@ -60,7 +60,7 @@ def rel(pred: float, meas: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--models", default=MODELS)
+    ap.add_argument("--models", help=f"comma-separated (default: {MODELS}; with --repredict, the file's)")
     ap.add_argument("--clusters", default=CLUSTERS)
     ap.add_argument("--inputs", type=int, default=32, help="fewest inputs per run")
     ap.add_argument("--max-inputs", type=int, default=1500)
@@ -88,7 +88,7 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = []
     runtime_measured: set[tuple[str, str]] = set()      # (cluster, device type): costs depend on the slice of a core
-    for model in a.models.split(","):
+    for model in (a.models or MODELS).split(","):
         with saved_program(model) as program:      # once per model, for every device's wake-up cost
             rows += model_rows(model, program, a, runtime_measured)
         write_atomic(a.out, json.dumps(summary(rows, a), indent=2))
@@ -179,7 +179,7 @@ def repredict(path: Path, a) -> None:
         rows = json.loads(path.read_text())["rows"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         sys.exit(f"--repredict {path}: not a fidelity results file ({type(e).__name__})")
-    chosen = a.models.split(",")      # by default every model of the benchmark
+    chosen = a.models.split(",") if a.models else [row["model"] for row in rows]
     if (stray := sorted(set(chosen) - {row["model"] for row in rows})):
         sys.exit(f"--models: {', '.join(stray)} not in {path} (its models are named like {rows[0]['model']})")
     if a.remeasure_runtime or a.remeasure_model_costs or a.remeasure_crowding:

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable
 
 import torch
@@ -307,6 +307,10 @@ class ModelCosts:
     # host seconds): a throttled device's step sometimes ends in one burst of its quota and
     # sometimes waits out a period's rest, and the host's other work comes and goes.
     spread_s: float
+
+
+# Their names, as the profile database's "runtime" rows of a model call them.
+MODEL_COSTS = tuple(f.name.removesuffix("_s") for f in fields(ModelCosts))
 
 
 def measure_wake(program: str, quota_cores: float = 1.0, ends: Ends = Ends(), rounds: int = ROUNDS,

@@ -14,7 +14,7 @@ import socket
 import statistics
 import subprocess
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict, astuple, replace
 from typing import Callable
 
 import torch
@@ -169,8 +169,7 @@ def _measure_model_costs(cluster: Cluster, layout: Layout, node: str, model: str
     found = costs.measure_wake(program, quota_cores=layout.slot(node).cpu_quota_cores, ends=ends, inputs=inputs)
     rows = [Measurement(kind="runtime", op_class=what, dtype="float32", time_s=t / layout.dilation,
                         repeats=costs.ROUNDS, model=model)
-            for what, t in (("wake", found.wake_s), ("alone", found.alone_s), ("received", found.received_s),
-                            ("spread", found.spread_s))]
+            for what, t in zip(costs.MODEL_COSTS, astuple(found))]
     _record(cluster, layout, node, rows, f"what {model} costs the runtime inside {node!r} of {cluster.name}", db)
 
 
@@ -284,13 +283,13 @@ def _crowding(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str, 
 
 
 def _model_rows(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str, float]:
-    """The runtime's costs of `model` as `label` in `cluster`'s testbed ("wake", "alone", "received", "spread"), each as
+    """The runtime's costs of `model` as `label` in `cluster`'s testbed (costs.MODEL_COSTS), each as
     last measured."""
     found = {}
     for run in db.runs(label):
         if run.software.get("cluster") == cluster:
             for m in db.measurements(device=label, kind="runtime", run_id=run.id):
-                if m.op_class in ("wake", "alone", "received", "spread") and m.model == model:
+                if m.op_class in costs.MODEL_COSTS and m.model == model:
                     found[m.op_class] = m.time_s
     return found
 
