@@ -4,21 +4,24 @@ For each model x cluster: plan with the edgewise planner, run the plan on the te
 process per device in its own namespace, shaped links, CPU quotas, time dilation), and compare
 with the simulator's prediction twice: with the default/host-fitted cost model ("before") and
 after `edgewise profile MODEL --testbed-device` measured each device type inside each cluster's
-testbed: the model's ops, and the runtime's own costs ("after"). Each plan runs `--runs`
+testbed: the model's ops, and the runtime's own costs, of the model and of each stage of the
+plan that takes its input in ("after"). Each plan runs `--runs`
 times and its measured figures are the medians. Needs root. Random weights, random inputs.
 Prints one JSON line; writes benchmarks/results/fidelity.json after every model, so a partial
 run still leaves its figures.
 
     .venv/bin/python benchmarks/fidelity.py [--models zoo:resnet18,...] [--clusters edge-fleet,...] [--seconds 4] [--runs 3] [--out FILE]
     .venv/bin/python benchmarks/fidelity.py --repredict RESULTS.json [--remeasure-runtime]
-        [--remeasure-model-costs] [--remeasure-crowding] --out FILE
+        [--remeasure-model-costs] [--remeasure-crowding] [--measure-stages] --out FILE
 
 `--repredict` predicts a results file's runs again (after a change to the simulator); with
 `--remeasure-runtime` it first measures the runtime's own costs again inside every device type of
 every cluster in the file (after a change to what that probe measures), and with
 `--remeasure-model-costs` what each model of the file (of `--models`) costs the runtime there (a
 step woken, an input served alone, how much its step varies), and with `--remeasure-crowding` how much a busy fleet slows
-it (testbed/crowding.py), leaving the ops' profiles as they are. Runs nothing but the probes.
+it (testbed/crowding.py), and with `--measure-stages` what each stage of each plan that takes
+its input in costs the runtime there (as a full run measures them after planning), leaving the
+ops' profiles as they are. Runs nothing but the probes.
 
 "after" counts that slowdown in proportion to how busy the simulated run keeps the rest of the
 fleet; "quiet" is the same profiles without it.
@@ -45,8 +48,8 @@ from edgewise.plan.schema import Plan
 from edgewise.testbed.commands import can_emulate
 from edgewise.testbed.drive import run_plan
 from edgewise.testbed.profiling import (measure_crowding_in_testbed, measure_model_costs_in_testbed,
-                                        measure_runtime_in_testbed, profile_in_testbed, testbed_cost_model,
-                                        testbed_prediction_cost)
+                                        measure_runtime_in_testbed, measure_stage_costs_in_testbed,
+                                        profile_in_testbed, testbed_cost_model, testbed_prediction_cost)
 from edgewise.zoo.spec import saved_program
 
 MODELS = "zoo:resnet18,zoo:mobilenet_v2,zoo:mlp,zoo:m5,zoo:unet,zoo:mlp_mixer"
@@ -75,12 +78,15 @@ def main() -> None:
                     help="with --repredict: first measure what each model costs the runtime again there")
     ap.add_argument("--remeasure-crowding", action="store_true",
                     help="with --repredict: first measure again how a busy fleet slows each model there")
+    ap.add_argument("--measure-stages", action="store_true",
+                    help="with --repredict: first measure what each plan's stages cost the runtime there")
     ap.add_argument("--out", type=Path, default=OUT, help="where the results go")
     a = ap.parse_args()
     if a.runs < 1 or a.profile_rounds < 1:
         sys.exit("--runs, --profile-rounds: at least 1")
-    if (a.remeasure_runtime or a.remeasure_model_costs or a.remeasure_crowding) and not a.repredict:
-        sys.exit("--remeasure-runtime, --remeasure-model-costs, --remeasure-crowding: only with --repredict RESULTS.json")
+    if (a.remeasure_runtime or a.remeasure_model_costs or a.remeasure_crowding or a.measure_stages) and not a.repredict:
+        sys.exit("--remeasure-runtime, --remeasure-model-costs, --remeasure-crowding, --measure-stages: "
+                 "only with --repredict RESULTS.json")
     if a.repredict:
         return repredict(a.repredict, a)
     if (reason := can_emulate()):
@@ -109,9 +115,11 @@ def model_rows(model: str, program: str, a, runtime_measured: set[tuple[str, str
                                rounds=a.profile_rounds)
             runtime_measured.add((cname, kind))
         base = cost_model(cluster)
-        profiled_cost = testbed_cost_model(cluster, base, model)
         # the bound on inputs in flight fitted with what was measured, as a user who profiled gets it
-        plan = bound_in_flight(PLANNERS["edgewise"](graph, cluster, "throughput", base, 1), graph, profiled_cost)
+        plan = bound_in_flight(PLANNERS["edgewise"](graph, cluster, "throughput", base, 1), graph,
+                               testbed_cost_model(cluster, base, model))
+        measure_stage_costs_in_testbed(plan, program, db=None)
+        profiled_cost = testbed_cost_model(cluster, base, model)
         # enough inputs that the measured window spans seconds of the cluster's time
         guess = simulate_plan(plan, graph, 64, None, None, profiled_cost).throughput_per_s
         n = max(a.inputs, min(a.max_inputs, math.ceil(a.seconds * guess)))
@@ -182,7 +190,7 @@ def repredict(path: Path, a) -> None:
     chosen = a.models.split(",") if a.models else [row["model"] for row in rows]
     if (stray := sorted(set(chosen) - {row["model"] for row in rows})):
         sys.exit(f"--models: {', '.join(stray)} not in {path} (its models are named like {rows[0]['model']})")
-    if a.remeasure_runtime or a.remeasure_model_costs or a.remeasure_crowding:
+    if a.remeasure_runtime or a.remeasure_model_costs or a.remeasure_crowding or a.measure_stages:
         if (reason := can_emulate()):
             sys.exit(f"--remeasure-*: needs the testbed: {reason}")
         torch.set_num_threads(1)
@@ -194,7 +202,7 @@ def repredict(path: Path, a) -> None:
                 print(f"runtime costs measured again: {kind} in {cname}", file=sys.stderr, flush=True)
     probes = [(what, probe) for flag, what, probe in ((a.remeasure_model_costs, "model costs", measure_model_costs_in_testbed),
                                                       (a.remeasure_crowding, "crowding", measure_crowding_in_testbed)) if flag]
-    for model in dict.fromkeys(row["model"] for row in rows if row["model"] in chosen and probes):
+    for model in dict.fromkeys(row["model"] for row in rows if row["model"] in chosen and (probes or a.measure_stages)):
         with saved_program(model) as program:
             for cname in dict.fromkeys(row["cluster"] for row in rows if row["model"] == model):
                 cluster = load_cluster(cname)
@@ -202,6 +210,10 @@ def repredict(path: Path, a) -> None:
                     for what, probe in probes:
                         probe(cluster, node, model, program, db=None)
                         print(f"{what} measured again: {model}, {kind} in {cname}", file=sys.stderr, flush=True)
+            for row in rows:
+                if a.measure_stages and row["model"] == model:
+                    n = measure_stage_costs_in_testbed(Plan.model_validate(row["plan"]), program, db=None)
+                    print(f"stage costs measured: {model} in {row['cluster']} ({n})", file=sys.stderr, flush=True)
     for row in rows:
         graph, cluster = trace_model(row["model"]), load_cluster(row["cluster"])
         base = cost_model(cluster)

@@ -136,6 +136,7 @@ def profile(
     testbed_device: Optional[str] = typer.Option(None, "--testbed-device", help="Measure inside this device of the emulated --cluster instead (recorded as `testbed:<catalogue name>`)."),
     cluster: str = typer.Option("edge-fleet", "--cluster", help="The cluster whose device --testbed-device names."),
     rounds: Optional[int] = typer.Option(None, "--rounds", min=1, help="With --testbed-device: profile this many times, each in a fresh process; predictions take each op's median [default: 3 with MODEL, else 1]."),
+    stages_of: Optional[Path] = typer.Option(None, "--stages", help="Measure what each stage of this Plan JSON that takes its input in costs the runtime inside its emulated devices (after its model was profiled there with --testbed-device), for the prediction of `run --testbed --compare`."),
     record_as: Optional[str] = typer.Option(None, "--record-as", hidden=True),
     record_cluster: Optional[str] = typer.Option(None, "--record-cluster", hidden=True),
     time_dilation: float = typer.Option(1.0, "--time-dilation", min=1.0, hidden=True),
@@ -157,6 +158,11 @@ def profile(
 
     if rounds is not None and testbed_device is None:
         raise EdgewiseError("--rounds: only with --testbed-device (a profile of this machine is taken once)")
+    if stages_of is not None:
+        if model or testbed_device:
+            raise EdgewiseError("--stages: the plan names its model and cluster; give neither MODEL nor --testbed-device")
+        _profile_stages(stages_of, str(db) if db else None, as_json)
+        return
     if testbed_device is not None:
         from edgewise.testbed.profiling import check_testbed_device, profile_in_testbed
         from edgewise.zoo.spec import saved_program
@@ -218,6 +224,22 @@ def profile(
                    "overhead_s": fitted.efficiency.overhead_s, "rows_used": fitted.rows_used},
     }
     emit(result, as_json, lambda: _render_profile(result))
+
+
+def _profile_stages(path: Path, db: str | None, as_json: bool) -> None:
+    """`profile --stages PLAN`: what each of the plan's receiving stages costs the runtime in its testbed."""
+    from edgewise.plan.schema import load_plan
+    from edgewise.testbed.commands import can_emulate
+    from edgewise.testbed.profiling import measure_stage_costs_in_testbed
+    from edgewise.zoo.spec import saved_program
+    plan = load_plan(str(path))
+    if (reason := can_emulate()):
+        raise EdgewiseError(f"--stages: {reason.split(';')[0]}")
+    with saved_program(plan.model) as program, err_console.status("measuring the plan's stages") as status:
+        measured = measure_stage_costs_in_testbed(plan, program, db, progress=lambda what: status.update(f"measuring {what}"))
+    emit({"plan": str(path), "stages_measured": measured}, as_json,
+         lambda: console.print(f"measured {measured} stage(s) of {path} inside cluster {plan.cluster.name}'s testbed"
+                               if measured else f"{path}: no stage takes its input in from another device; nothing to measure"))
 
 
 def _model_costs(r: dict) -> str:

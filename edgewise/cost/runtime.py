@@ -7,7 +7,7 @@ here, which is what the simulator assumed before these were measured.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,6 +30,24 @@ class Linear:
 
     def scaled(self, factor: float) -> "Linear":
         return Linear(self.fixed_s * factor, self.per_byte_s * factor)
+
+
+@dataclass(frozen=True)
+class StageCosts:
+    """What one stage of the model costs a device's runtime, measured on that stage itself as a
+    worker runs it (runtime/costs.py, saved_stage_program): as RuntimeCost's figures of the same
+    names, which were measured with the whole model as the step.
+
+    Not the cost of a message received: on prefixes of m5 and of mobilenet_v2 from a tenth of
+    the ops to the whole model, an emulated Pi's figure stayed within its round-to-round noise
+    (0.97 to 1.23 ms, 2.60 to 2.69), so a stage's own is one more noisy sample of the model's
+    (m5's last stage on edge-fleet's Pi 1.31 against the model's 1.26, on pi-fleet's 0.82
+    against 1.02, where the runs paid about 0.98 and 1.16)."""
+    wake_s: float
+    spread_s: float     # of the stage's own step
+
+    def scaled(self, factor: float) -> "StageCosts":
+        return StageCosts(self.wake_s * factor, self.spread_s * factor)
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,11 @@ class RuntimeCost:
     # in time, where evenly timed steps keep the three evenly spaced, each input waiting a whole
     # step. None: not measured, every step takes its mean.
     spread_s: float | None = None
+    # For that model too, keyed by a stage's first and last op: the wake-up cost and the spread
+    # measured on the stage itself, for the stages of a plan that were (a stage of part of the
+    # model cools less: an emulated Pi's last two of m5's ops paid 0.19 ms of wake-up in runs
+    # over slow-link and 0.24 in their own probe, where the whole model's probe charged 0.67).
+    stages: dict[tuple[str, str], StageCosts] = field(default_factory=dict)
 
     def receive(self, nbytes: float) -> float:
         """Taking a message of `nbytes` in: where it was measured in the model's stream, its
@@ -79,7 +102,8 @@ class RuntimeCost:
                            self.loop.scaled(factor), self.wake_s * factor,
                            None if self.alone_s is None else self.alone_s * factor,
                            None if self.received_s is None else self.received_s * factor,
-                           None if self.spread_s is None else self.spread_s * factor)
+                           None if self.spread_s is None else self.spread_s * factor,
+                           {key: c.scaled(factor) for key, c in self.stages.items()})
 
 
 FREE = RuntimeCost()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgewise.cost.roofline import CostModel
-from edgewise.cost.runtime import RuntimeCost
+from edgewise.cost.runtime import RuntimeCost, StageCosts
 from edgewise.graph.opgraph import OpGraph, _dtype_bytes
 from edgewise.hardware.cluster import Channel, Cluster, Node
 
@@ -48,8 +48,32 @@ class GraphProfile:
     def stage_time_s(self, k: int, p: int, q: int, woken: bool = True) -> float:
         """One step of ops [p, q) on a device of class k: their times, and, for a device `woken`
         for each input, the step's wake-up cost where it was measured (cost/runtime.py)."""
-        wake = self.runtime[k].wake_s if self.runtime and q > p and woken else 0.0
+        wake = 0.0
+        if self.runtime and q > p and woken:
+            wake = measured.wake_s if (measured := self.stage_costs(k, p, q)) else self.runtime[k].wake_s
         return float(self.time_prefix_s[k, q] - self.time_prefix_s[k, p]) + wake
+
+    def stage_costs(self, k: int, p: int, q: int) -> StageCosts | None:
+        """The runtime's costs of ops [p, q) on a device of class k, where they were measured on
+        that stage itself."""
+        if not self.runtime or q <= p:
+            return None
+        return self.runtime[k].stages.get((self.graph.ops[p].name, self.graph.ops[q - 1].name))
+
+    def step_spread_s(self, k: int, p: int, q: int, mean_s: float) -> float:
+        """How much a step of ops [p, q) on a device of class k, `mean_s` on average, varies (a
+        standard deviation; 0 where nothing was measured). Measured on the stage itself, it is
+        that stage's. Measured on the whole model's step, a stage's share of it varies as a sum of
+        that many independent stretches would, its variance in proportion to its time (an
+        emulated Pi's whole mobilenet_v2 step varied by 5.5 ms and resnet18's, 2.5 times as long,
+        by 5.4 to 6.7; a run's Pi stage of 43% of mobilenet_v2 by 2.0 to 2.7: a spread in
+        proportion to the time, or the same spread for any step, is 2.3 times off on one of the
+        two, this about 1.5 times on each)."""
+        if (measured := self.stage_costs(k, p, q)) is not None:
+            return measured.spread_s
+        if not self.runtime or not self.runtime[k].spread_s or mean_s <= 0:
+            return 0.0
+        return self.runtime[k].spread_s * math.sqrt(mean_s / self.stage_time_s(k, 0, self.n))
 
     def serves_alone(self, k: int, p: int, q: int) -> bool:
         """Whether a device of class k that makes its own inputs and holds ops [p, q) has its cost

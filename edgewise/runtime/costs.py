@@ -36,14 +36,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
 from edgewise.errors import EdgewiseError
-from edgewise.graph.stages import export_module, run_stage
+from edgewise.graph.stages import StageProgram, export_module, export_program, run_stage
 from edgewise.hardware.catalogue import builtin_devices
 from edgewise.hardware.cluster import Cluster, Node
 from edgewise.hardware.profile_db import Measurement
@@ -290,6 +291,45 @@ class _Woken(nn.Module):
 TOKEN = (torch.zeros(1),)
 
 
+class _Stage(nn.Module):
+    """One stage of a split model on its own: its weights held here, called with the values it
+    receives in a run, in the order of its program's arguments."""
+
+    def __init__(self, st: StageProgram, params: dict[str, torch.Tensor]):
+        super().__init__()
+        self.program = st.module
+        self.held = [a for a in st.arg_names if a in st.param_names]
+        for a in self.held:
+            self.register_buffer(f"held_{a}", params[a])
+        self.arg_names = st.arg_names
+
+    def forward(self, *received: torch.Tensor):
+        given = iter(received)
+        return self.program(*(getattr(self, f"held_{a}") if a in self.held else next(given) for a in self.arg_names))
+
+
+@contextmanager
+def saved_stage_program(program: str, plan: Plan, stage: int) -> Iterator[str]:
+    """Stage `stage` of `plan` over the model in `program` (a torch.export.save file), exported
+    and saved with the values it receives from the earlier stages as its example inputs: for
+    `measure_wake` to measure that stage as a worker runs it, to a file that lasts as long as
+    the context."""
+    loaded = torch.export.load(program)
+    example = tuple(loaded.example_inputs[0])
+    staged = split(loaded.module(), example, plan)
+    env = dict(zip(staged.inputs, example))
+    with torch.inference_mode():
+        for st in staged.stages[:stage]:
+            env = run_stage(st, env, staged.params)
+    st = staged.stages[stage]
+    received = tuple(env[a].clone() for a in st.arg_names if a not in st.param_names)
+    exported = export_program(_Stage(st, staged.params), received)
+    with tempfile.TemporaryDirectory(prefix="edgewise-") as folder:
+        path = os.path.join(folder, "stage.pt2")
+        torch.export.save(exported, path)
+        yield path
+
+
 def wake_probe(model: nn.Module, example: tuple) -> tuple[nn.Module, Plan]:
     """`model` on `example` behind an added op, and a plan that runs that op on "peer" and the
     model on "measurer"; the stream's inputs are TOKEN-shaped."""
@@ -301,7 +341,7 @@ def wake_probe(model: nn.Module, example: tuple) -> tuple[nn.Module, Plan]:
 class ModelCosts:
     """The runtime's costs that depend on the model, in CPU seconds over the quota."""
     wake_s: float    # a step, woken by a message for each input, beyond the same step back to back
-    alone_s: float   # an input made and finished alone, beyond making it and the step back to back
+    alone_s: float | None   # an input made and finished alone, beyond making it and the step back to back (None: not measured)
     received_s: float   # a one-element message taken in, in the model's stream, beyond the step's compute
     # How much a woken step's wall time varies from input to input (a robust standard deviation,
     # host seconds): a throttled device's step sometimes ends in one burst of its quota and
@@ -314,30 +354,35 @@ MODEL_COSTS = tuple(f.name.removesuffix("_s") for f in fields(ModelCosts))
 
 
 def measure_wake(program: str, quota_cores: float = 1.0, ends: Ends = Ends(), rounds: int = ROUNDS,
-                 inputs: int = WAKE_INPUTS) -> ModelCosts:
+                 inputs: int = WAKE_INPUTS, alone: bool = True) -> ModelCosts:
     """What the model in `program` (a torch.export.save file of it, with its example inputs)
     costs the measuring side under `quota_cores` beyond its steps back to back: a step woken for
     each of `inputs` inputs from the peer, what taking in each of those messages costs it beyond
-    the step, and an input served alone (the whole model, inputs made as `edgewise run` makes
-    them), and how much the woken step's wall time varies. Each the median over `rounds` pairs
-    of fresh processes; never below zero."""
+    the step, and, with `alone`, an input served alone (the whole model, inputs made as
+    `edgewise run` makes them), and how much the woken step's wall time varies. Each the median
+    over `rounds` pairs of fresh processes; never below zero. A stage's program
+    (`saved_stage_program`) is measured without `alone`: no device serves a stage alone."""
     found: dict[str, list[float]] = {"wake": [], "alone": [], "received": [], "spread": []}
+    wanted = {"woken", "received", "spread", "back_to_back"} | ({"alone"} if alone else set())
     for _ in range(rounds):
         figures: dict[str, float] = {}
 
         def take(line: str) -> None:
             if line.startswith("wake "):
                 figures.update(json.loads(line[5:]))
-        _pair("_wake_side", {"program": program, "inputs": inputs, "ports": _ports(ends, 2), "quota": quota_cores},
-              ends, take,
-              lambda: {"woken", "received", "spread", "back_to_back", "alone"} <= figures.keys(),
-              "what the model costs the runtime")
+        _pair("_wake_side", {"program": program, "inputs": inputs, "ports": _ports(ends, 2), "quota": quota_cores,
+                             "alone": alone},
+              ends, take, lambda: wanted <= figures.keys(), "what the model costs the runtime")
         found["wake"].append(figures["woken"] - figures["back_to_back"])
         for what in ("alone", "received", "spread"):
-            found[what].append(figures[what])
+            if what in figures:
+                found[what].append(figures[what])
     clock = Clock(cpu_quota_cores=quota_cores)
-    cpu = {f"{what}_s": clock.seconds(max(0.0, statistics.median(found[what]))) for what in ("wake", "alone", "received")}
-    return ModelCosts(**cpu, spread_s=statistics.median(found["spread"]))     # wall time already
+
+    def cpu(what: str) -> float | None:
+        return clock.seconds(max(0.0, statistics.median(found[what]))) if found[what] else None
+    return ModelCosts(wake_s=cpu("wake"), alone_s=cpu("alone"), received_s=cpu("received"),
+                      spread_s=statistics.median(found["spread"]))     # wall time already
 
 
 def _wake_side(role: int, setup_json: str) -> None:
@@ -364,7 +409,8 @@ def _wake_side(role: int, setup_json: str) -> None:
                                     "spread": robust_std([mine.compute_s[k] for k in ks])}), flush=True)
     else:
         print("wake " + json.dumps({"back_to_back": _back_to_back(woken, TOKEN, plan, setup["inputs"])}), flush=True)
-        print("wake " + json.dumps({"alone": _alone(program.module(), example, setup)}), flush=True)
+        if setup["alone"]:
+            print("wake " + json.dumps({"alone": _alone(program.module(), example, setup)}), flush=True)
 
 
 def robust_std(xs: list[float]) -> float:

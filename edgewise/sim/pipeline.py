@@ -21,8 +21,8 @@ device stops while SEND_QUEUE messages wait on its sender thread, one is being s
 own next one waits to be queued (a link's emulated latency is waited out on the sender
 thread, so it holds those places too). With `Plan.max_in_flight` the first device takes input
 k only once the last stage's note that input k - max_in_flight is out has reached it. Where a
-device's step time was measured to vary (RuntimeCost.spread_s), each of its steps is drawn
-around its mean from a seeded generator, so a prediction is the same every time.
+device's step time was measured to vary (GraphProfile.step_spread_s), each of its steps is
+drawn around its mean from a seeded generator, so a prediction is the same every time.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from edgewise.cost.runtime import NOTE_BYTES, SEND_QUEUE
 from edgewise.errors import EdgewiseError
 from edgewise.graph.opgraph import OpGraph
 from edgewise.hardware.cluster import Channel
-from edgewise.plan.evaluate import sends_from
+from edgewise.plan.evaluate import StageSpan, sends_from
 from edgewise.plan.planners import spans_of
 from edgewise.plan.profile import GraphProfile, profile
 from edgewise.plan.report import Report, Span, stream_metrics
@@ -100,17 +100,11 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
 
     draws = random.Random(SEED)
 
-    def uneven(dev: str, mean_s: float) -> float:
-        """A step's time drawn around its mean, where its device's spread was measured: on the
-        whole model's step, so a stage's share of it varies as a sum of that many independent
-        stretches would, its variance in proportion to its time (an emulated Pi's whole
-        mobilenet_v2 step varied by 5.5 ms and resnet18's, 2.5 times as long, by 5.4 to 6.7;
-        a run's Pi stage of 43% of mobilenet_v2 by 2.0 to 2.7: a spread in proportion to the
-        time, or the same spread for any step, is 2.3 times off on one of the two, this about
-        1.5 times on each)."""
-        if not runtime[dev].spread_s or mean_s <= 0:
+    def uneven(dev: str, span: StageSpan, mean_s: float) -> float:
+        """A step's time drawn around its mean, where its device's spread was measured."""
+        std = prof.step_spread_s(prof.class_of[dev], span.start, span.end, mean_s)
+        if not std or mean_s <= 0:
             return mean_s
-        std = runtime[dev].spread_s * math.sqrt(mean_s / prof.stage_time_s(prof.class_of[dev], 0, prof.n))
         sigma = math.sqrt(math.log1p((std / mean_s) ** 2))
         return mean_s * draws.lognormvariate(-sigma * sigma / 2, sigma)
 
@@ -137,7 +131,7 @@ def simulate(plan: Plan, graph: OpGraph, cost: CostModel | None = None, inputs: 
             nxt = spans[i + 1].devices[k % len(spans[i + 1].devices)] if i + 1 < len(spans) else None
             out_bytes = prof.cut_bytes(span.end) if nxt else 0
             alone = dev == source and prof.serves_alone(prof.class_of[dev], span.start, span.end)
-            compute_s = uneven(dev, prof.stage_time_s(prof.class_of[dev], span.start, span.end, woken=not alone))
+            compute_s = uneven(dev, span, prof.stage_time_s(prof.class_of[dev], span.start, span.end, woken=not alone))
             notes = last and dev != source and sends_note(plan, k, inputs)
             if out_bytes or notes:
                 cpu_after = runtime[dev].send(out_bytes or NOTE_BYTES)

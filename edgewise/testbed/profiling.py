@@ -21,7 +21,7 @@ import torch
 
 from edgewise.cost.fit import fit_devices
 from edgewise.cost.roofline import CostModel
-from edgewise.cost.runtime import FREE, RuntimeCost
+from edgewise.cost.runtime import FREE, RuntimeCost, StageCosts
 from edgewise.errors import EdgewiseError
 from edgewise.graph.opgraph import OpGraph
 from edgewise.hardware.cluster import Cluster
@@ -37,6 +37,7 @@ from edgewise.testbed.layout import Layout, plan_layout
 LABEL_PREFIX = "testbed:"
 WAKE_SPAN_S = 3.0        # host seconds a stream of the model-cost probe aims at
 WAKE_FEWEST = 20         # inputs a stream has at least (the first fifth settles)
+STAGE_COSTS = ("wake", "spread")    # what a stage's own probe records (cost/runtime.py, StageCosts)
 
 
 def testbed_label(device_name: str) -> str:
@@ -165,12 +166,69 @@ def _measure_model_costs(cluster: Cluster, layout: Layout, node: str, model: str
     label = testbed_label(cluster.node(node).device.name)
     with ProfileDB(db or default_db_path(), readonly=True) as store:
         step_s = sum(statistics.median(ts) for ts in _op_times(store, label, model, cluster.name).values())
-    inputs = max(WAKE_FEWEST, min(costs.WAKE_INPUTS, math.ceil(WAKE_SPAN_S / max(step_s * layout.dilation, 1e-9))))
-    found = costs.measure_wake(program, quota_cores=layout.slot(node).cpu_quota_cores, ends=ends, inputs=inputs)
+    found = costs.measure_wake(program, quota_cores=layout.slot(node).cpu_quota_cores, ends=ends,
+                               inputs=_wake_inputs(step_s, layout))
     rows = [Measurement(kind="runtime", op_class=what, dtype="float32", time_s=t / layout.dilation,
                         repeats=costs.ROUNDS, model=model)
             for what, t in zip(costs.MODEL_COSTS, astuple(found))]
     _record(cluster, layout, node, rows, f"what {model} costs the runtime inside {node!r} of {cluster.name}", db)
+
+
+def measure_stage_costs_in_testbed(plan: Plan, program: str, db: str | None,
+                                   progress: Callable[[str], None] = lambda what: None) -> int:
+    """What each stage of `plan` that takes its input in from another device costs the runtime
+    inside one device of each type that holds it (of `_measure_model_costs`' figures, those that
+    depend on the stage, STAGE_COSTS: a step woken for each input and how much it varies), as
+    "runtime" rows for the plan's model whose op_name is the stage's (`stage_key`); `program` is
+    the model saved by torch.export.save. Returns how many (stage, device type) pairs it measured.
+
+    The probe's model is the stage as a worker runs it, on the values it receives in a run.
+    With the whole model as the step, a small stage was charged too much: in runs over
+    slow-link, an emulated Pi's last two of m5's ops took 0.32 ms a step and the last one of
+    mlp_mixer's 0.53, where the whole model's wake-up cost alone was 0.67 and 1.79; their own
+    probes measured 0.24 and 0.26 ms of wake-up."""
+    cluster = plan.cluster
+    todo = [(i, node) for i, stage in enumerate(plan.stages) if i > 0
+            for node in {cluster.node(d).device.name: d for d in reversed(stage.devices)}.values()]
+    if not todo:
+        return 0
+
+    def measure(layout: Layout) -> None:
+        for i, node in todo:
+            progress(f"stage {i} inside {node!r}")
+            with costs.saved_stage_program(program, plan, i) as stage_program:
+                _measure_stage_costs(cluster, layout, node, plan, i, stage_program, db)
+    _on_testbed(cluster, todo[0][1], measure)
+    return len(todo)
+
+
+def stage_key(ops: list[str]) -> str:
+    """A stage's name in the profile database: its first and last op."""
+    return f"{ops[0]}..{ops[-1]}"
+
+
+def _measure_stage_costs(cluster: Cluster, layout: Layout, node: str, plan: Plan, i: int, program: str,
+                         db: str | None) -> None:
+    if (ends := _ends(layout, cluster, node)) is None:
+        return
+    label = testbed_label(cluster.node(node).device.name)
+    ops = plan.stages[i].ops
+    with ProfileDB(db or default_db_path(), readonly=True) as store:
+        times = _op_times(store, label, plan.model, cluster.name)
+    step_s = sum(statistics.median(times[op]) for op in ops if op in times)
+    found = costs.measure_wake(program, quota_cores=layout.slot(node).cpu_quota_cores, ends=ends,
+                               inputs=_wake_inputs(step_s, layout), alone=False)
+    rows = [Measurement(kind="runtime", op_class=what, dtype="float32", time_s=t / layout.dilation,
+                        repeats=costs.ROUNDS, model=plan.model, op_name=stage_key(ops))
+            for what, t in zip(costs.MODEL_COSTS, astuple(found)) if what in STAGE_COSTS]
+    _record(cluster, layout, node, rows, f"what stage {i} of {plan.model} costs the runtime inside {node!r} "
+                                         f"of {cluster.name}", db)
+
+
+def _wake_inputs(step_s: float, layout: Layout) -> int:
+    """Inputs for a model-cost probe's stream of steps of `step_s` (cluster time) to span about
+    WAKE_SPAN_S of the host's time, within the probe's bounds."""
+    return max(WAKE_FEWEST, min(costs.WAKE_INPUTS, math.ceil(WAKE_SPAN_S / max(step_s * layout.dilation, 1e-9))))
 
 
 def measure_crowding_in_testbed(cluster: Cluster, node: str, model: str, program: str, db: str | None) -> None:
@@ -247,8 +305,10 @@ def testbed_cost_model(cluster: Cluster, base: CostModel, model: str | None = No
                 times = _op_times(db, label, model, cluster.name)
                 measured.update({(name, op): statistics.median(ts) for op, ts in times.items()})
                 found = _model_rows(db, label, model, cluster.name)
-                if found:
-                    runtime[name] = replace(runtime.get(name, FREE), **{f"{what}_s": t for what, t in found.items()})
+                stages = _stage_rows(db, label, model, cluster.name)
+                if found or stages:
+                    runtime[name] = replace(runtime.get(name, FREE), **{f"{what}_s": t for what, t in found.items()},
+                                            stages=stages)
     return replace(base, per_device=per_device, measured_s=measured, runtime=runtime)
 
 
@@ -289,9 +349,22 @@ def _model_rows(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str
     for run in db.runs(label):
         if run.software.get("cluster") == cluster:
             for m in db.measurements(device=label, kind="runtime", run_id=run.id):
-                if m.op_class in costs.MODEL_COSTS and m.model == model:
+                if m.op_class in costs.MODEL_COSTS and m.model == model and not m.op_name:
                     found[m.op_class] = m.time_s
     return found
+
+
+def _stage_rows(db: ProfileDB, label: str, model: str, cluster: str) -> dict[tuple[str, str], StageCosts]:
+    """The runtime's costs of each stage of `model` measured as `label` in `cluster`'s testbed
+    (`measure_stage_costs_in_testbed`), keyed by the stage's first and last op, as last measured."""
+    found: dict[str, dict[str, float]] = {}
+    for run in db.runs(label):
+        if run.software.get("cluster") == cluster:
+            for m in db.measurements(device=label, kind="runtime", run_id=run.id):
+                if m.op_class in costs.MODEL_COSTS and m.model == model and m.op_name:
+                    found.setdefault(m.op_name, {})[m.op_class] = m.time_s
+    return {tuple(key.split("..", 1)): StageCosts(wake_s=t["wake"], spread_s=t["spread"])
+            for key, t in found.items() if {"wake", "spread"} <= t.keys()}
 
 
 def _op_times(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str, list[float]]:

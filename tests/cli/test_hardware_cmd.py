@@ -155,3 +155,18 @@ def test_a_testbed_profile_of_a_model_is_taken_three_times_unless_asked_otherwis
 def test_rounds_without_a_testbed_device_are_refused(runner):
     result = runner.invoke(cli.app, ["profile", "--rounds", "2"])
     assert isinstance(result.exception, EdgewiseError) and "--rounds" in str(result.exception)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--stages", "{missing}"], "no such plan file"),
+    (["--stages", "{bad}"], "not a plan JSON file"),
+    (["zoo:mlp", "--stages", "{bad}"], "give neither MODEL nor --testbed-device"),
+    (["--testbed-device", "pi0", "--stages", "{bad}"], "give neither MODEL nor --testbed-device"),
+])
+def test_profiling_a_plans_stages_refuses_bad_input_in_one_line(runner, tmp_path, args, says):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    paths = {"missing": str(tmp_path / "none.json"), "bad": str(bad)}
+    result = runner.invoke(cli.app, ["profile", *[a.format(**paths) for a in args]])
+    assert isinstance(result.exception, EdgewiseError) and says in str(result.exception)
+    assert "\n" not in str(result.exception)

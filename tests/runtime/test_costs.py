@@ -3,6 +3,7 @@ bounded clean stop when one fails."""
 import time
 
 import pytest
+import torch
 
 from edgewise.cost.runtime import fit_runtime
 from edgewise.errors import EdgewiseError
@@ -138,3 +139,45 @@ def test_a_wake_side_that_dies_is_a_one_line_error_within_the_timeout(monkeypatc
     with pytest.raises(EdgewiseError, match="what the model costs the runtime between two processes failed") as e:
         costs.measure_wake(saved_mlp, rounds=1, inputs=5)
     assert time.monotonic() - t < 30 and "\n" not in str(e.value)
+
+
+class _Skip(torch.nn.Module):
+    """A skip crosses the cut: the second stage receives two values."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.a(x).relu()
+        return self.b(h) + x
+
+
+def test_a_stage_program_computes_that_stage_on_what_it_receives(tmp_path):
+    from edgewise.graph.stages import run_stage
+    from edgewise.runtime.partition import split
+    model, example = _Skip().eval(), (torch.randn(2, 8),)
+    path = str(tmp_path / "m.pt2")
+    torch.export.save(torch.export.export(model, example, strict=False), path)
+    names = [n.name for n in torch.export.load(path).module().graph.nodes if n.op == "call_function"]
+    plan = costs._probe_plan("skip", model, example, {"measurer": slice(0, 2), "peer": slice(2, None)})
+    staged = split(model, example, plan)
+    with costs.saved_stage_program(path, plan, 1) as stage_path:
+        stage = torch.export.load(stage_path)
+        received = tuple(stage.example_inputs[0])
+        with torch.inference_mode():
+            env = run_stage(staged.stages[0], dict(zip(staged.inputs, example)), staged.params)
+            want = run_stage(staged.stages[1], env, staged.params)
+            got = stage.module()(*received)
+    assert len(received) == 2 and len(names) > 2        # the skip and the hidden value
+    assert torch.allclose(got[0] if isinstance(got, (tuple, list)) else got, want[staged.outputs[0]])
+
+
+def test_a_stage_is_measured_without_serving_it_alone(saved_mlp, tmp_path):
+    program = torch.export.load(saved_mlp)
+    model, example = program.module(), tuple(program.example_inputs[0])
+    n = sum(1 for node in program.module().graph.nodes if node.op == "call_function")
+    plan = costs._probe_plan("mlp", model, example, {"peer": slice(0, n // 2), "measurer": slice(n // 2, None)})
+    with costs.saved_stage_program(saved_mlp, plan, 1) as stage_path:
+        found = costs.measure_wake(stage_path, rounds=1, inputs=30, alone=False)
+    assert found.alone_s is None and 0.0 <= found.wake_s < 0.1 and 0.0 < found.received_s < 0.1

@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "plan"))
 from synthetic import chain_graph, lan_cluster  # noqa: E402
 
 from edgewise.cost.roofline import CostModel
-from edgewise.cost.runtime import Linear, RuntimeCost
+from edgewise.cost.runtime import Linear, RuntimeCost, StageCosts
 from edgewise.plan.evaluate import StageSpan, _device_loads
 from edgewise.plan.planners import PLANNERS, spans_of
 from edgewise.plan.profile import profile
@@ -205,3 +205,52 @@ def test_step_times_spread_as_measured_for_the_whole_model_the_same_way_every_ti
         whole = prof.stage_time_s(prof.class_of[n.name], 0, prof.n)
         assert statistics.mean(times) == pytest.approx(mean, rel=0.02)
         assert statistics.stdev(times) == pytest.approx(spread[n.device.name] * math.sqrt(mean / whole), rel=0.15)
+
+
+def _stage_measured(plan, graph, stage: int, costs: StageCosts, model: RuntimeCost) -> CostModel:
+    """Every device costs `model`'s figures, and the devices' class `costs` on `stage` itself."""
+    sp = spans_of(plan, graph)[stage]
+    key = (graph.ops[sp.start].name, graph.ops[sp.end - 1].name)
+    names = {n.device.name for n in plan.cluster.nodes}
+    return CostModel(runtime={d: replace(model, stages={key: costs}) for d in names})
+
+
+def test_a_stages_own_wake_up_cost_replaces_the_whole_models_for_that_stage_only():
+    graph, cluster, plan = setup()
+    model = RuntimeCost(recv=Linear(1e-3, 1e-8), wake_s=4e-3, received_s=6e-3)
+    own = StageCosts(wake_s=1e-3, spread_s=0.0)
+    names = {n.device.name for n in cluster.nodes}
+    whole = simulate(plan, graph, CostModel(runtime={d: model for d in names}), inputs=8)
+    staged = simulate(plan, graph, _stage_measured(plan, graph, 1, own, model), inputs=8)
+    spans = spans_of(plan, graph)
+    assert len(spans) > 2
+    # stage 1 is woken at its own cost, the others at the whole model's
+    assert staged.report.per_stage_s[1] == pytest.approx(whole.report.per_stage_s[1] - 3e-3)
+    assert [t for i, t in enumerate(staged.report.per_stage_s) if i != 1] == \
+        pytest.approx([t for i, t in enumerate(whole.report.per_stage_s) if i != 1])
+    prof = profile(graph, cluster, _stage_measured(plan, graph, 1, own, model), 1)
+    # a message taken in costs the model's figure everywhere
+    for s in staged.timeline:
+        if s.task.startswith("received"):
+            sp = next(sp for sp in spans if s.resource.removeprefix("device:") in sp.devices)
+            assert s.end_s - s.start_s == pytest.approx(6e-3 + 1e-8 * prof.cut_bytes(sp.start))
+    # the planner's estimate charges the same
+    k = prof.class_of[spans[1].devices[0]]
+    assert prof.device_time_s(k, spans[1].start, spans[1].end) == pytest.approx(
+        6e-3 + 1e-8 * prof.cut_bytes(spans[1].start) + prof.stage_time_s(k, spans[1].start, spans[1].end, woken=False)
+        + 1e-3 + model.send(prof.cut_bytes(spans[1].end)))
+
+
+def test_a_spread_measured_on_the_stage_is_that_stages_own():
+    graph, cluster, plan = setup()
+    even = simulate(plan, graph, CostModel(), inputs=600)
+    mean = _step_times(even)[spans_of(plan, graph)[1].devices[0]][0]
+    own = StageCosts(wake_s=0.0, spread_s=0.1 * mean)
+    uneven = simulate(plan, graph, _stage_measured(plan, graph, 1, own, RuntimeCost()), inputs=600)
+    for i, sp in enumerate(spans_of(plan, graph)):
+        times = _step_times(uneven)[sp.devices[0]]
+        if i == 1:
+            assert statistics.mean(times) == pytest.approx(mean, rel=0.02)
+            assert statistics.stdev(times) == pytest.approx(0.1 * mean, rel=0.15)
+        else:
+            assert max(times) == pytest.approx(min(times))

@@ -69,6 +69,35 @@ def test_the_runtime_costs_alone_are_measured_again_inside_that_cluster_only(tmp
     assert kinds == {"runtime"}
 
 
+@pytest.mark.skipif(can_emulate() is not None, reason=str(can_emulate()))
+def test_a_plans_receiving_stages_are_measured_inside_their_devices_and_predict_its_run(tmp_path, monkeypatch):
+    from edgewise.cli.plan_cmd import trace_model
+    from edgewise.plan.planners import PLANNERS
+    from edgewise.plan.schema import Stage
+    graph, cluster = trace_model("zoo:mlp"), load_cluster("slow-link")
+    even = PLANNERS["even"](graph, cluster, "throughput", None, 1)
+    first, *rest = even.stages      # two stages: the first device's, and the rest on another
+    other = next(n.name for n in cluster.nodes if n.name not in first.devices)
+    plan = even.model_copy(update={"stages": [first, Stage(devices=[other], ops=[op for s in rest for op in s.ops])]})
+    path = tmp_path / "plan.json"
+    path.write_text(plan.to_json())
+    db = tmp_path / "p.db"
+    env = {**os.environ, "EDGEWISE_PROFILE_DB": str(db)}
+    r = subprocess.run(EDGEWISE + ["profile", "--stages", str(path), "--json"], capture_output=True, text=True,
+                       timeout=600, env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["stages_measured"] == 1
+    assert netns.leftover_namespaces() == []
+    second = plan.stages[1]
+    label = f"testbed:{cluster.node(second.devices[0]).device.name}"
+    with ProfileDB(db, readonly=True) as store:
+        rows = [m for m in store.measurements(device=label, kind="runtime") if m.model == "zoo:mlp"]
+    assert {(m.op_class, m.op_name) for m in rows} == {(c, profiling.stage_key(second.ops)) for c in ("wake", "spread")}
+    monkeypatch.setenv("EDGEWISE_PROFILE_DB", str(db))
+    rt = profiling.testbed_cost_model(cluster, CostModel(), "zoo:mlp").runtime_cost(cluster.node(second.devices[0]).device)
+    assert list(rt.stages) == [(second.ops[0], second.ops[-1])] and rt.stages[(second.ops[0], second.ops[-1])].wake_s >= 0
+
+
 def test_remeasuring_the_runtime_costs_of_an_unknown_device_is_one_error():
     with pytest.raises(EdgewiseError) as e:
         profiling.measure_runtime_in_testbed(load_cluster("slow-link"), "nope", None)
@@ -131,6 +160,29 @@ def test_a_steps_wake_up_cost_is_the_latest_measured_for_that_model_in_that_clus
     assert costs("edge-fleet", "zoo:m5") == pytest.approx((7e-4, 3.5e-4, 1.75e-4, 2.1e-3))
     assert costs("slow-link", "zoo:m5") == (0.0, None, None, None)   # another cluster's slot wakes differently: not used
     assert costs("pi-fleet", None) == (0.0, None, None, None)        # no model, no step to wake
+
+
+@pytest.mark.skipif(can_emulate() is not None, reason=str(can_emulate()))
+def test_a_stages_own_costs_are_kept_apart_from_the_whole_models_latest_first(tmp_path, monkeypatch):
+    from edgewise.cost.runtime import StageCosts
+    from edgewise.hardware.profile_db import Measurement, Run
+    db = tmp_path / "p.db"
+    monkeypatch.setenv("EDGEWISE_PROFILE_DB", str(db))
+    key = profiling.stage_key(["conv1d_3", "linear"])
+
+    def rows(t: float, op_name: str, classes=("wake", "received", "spread")) -> list[Measurement]:
+        return [Measurement(kind="runtime", op_class=c, dtype="float32", time_s=t * (i + 1), model="zoo:m5",
+                            op_name=op_name) for i, c in enumerate(classes)]
+    with ProfileDB(db) as store:
+        for found in (rows(1e-3, ""), rows(5e-4, key), rows(3e-4, key),
+                      rows(9e-4, profiling.stage_key(["relu_1", "linear"]), classes=("wake",))):   # incomplete
+            store.record(Run(device="testbed:raspberry-pi-4", device_kind="cpu", device_model="emulated",
+                             memory_bytes=0, host="h", software={"cluster": "edge-fleet"}), found)
+    cluster = load_cluster("edge-fleet")
+    rt = profiling.testbed_cost_model(cluster, CostModel(), "zoo:m5").runtime_cost(cluster.node("pi0").device)
+    assert (rt.wake_s, rt.received_s, rt.spread_s) == pytest.approx((1e-3, 2e-3, 3e-3))     # the model's, unmixed
+    assert rt.stages == {("conv1d_3", "linear"): StageCosts(wake_s=3e-4, spread_s=9e-4)}
+    assert rt.slower(2).stages[("conv1d_3", "linear")].spread_s == pytest.approx(1.8e-3)
 
 
 def test_each_round_is_a_profile_in_a_fresh_process_and_a_failed_one_stops_them(tmp_path, monkeypatch):
