@@ -11,6 +11,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edgewise.cli.common import JsonOption, console, emit, err_console
+from edgewise.cost.runtime import LINEAR_COSTS
 from edgewise.errors import EdgewiseError
 from edgewise.hardware.catalogue import catalogue, device
 from edgewise.hardware.cluster import Cluster, Device
@@ -270,6 +271,6 @@ def _render_profile(r: dict) -> None:
                   f"per-op overhead {f['overhead_s'] * 1e6:.1f} us")
     if r["runtime"]:
         costs = "; ".join(f"{what} {c['fixed_s'] * 1e6:.0f} us + {c['per_byte_s'] * 1e9:.2f} ns/B"
-                          for what, c in r["runtime"].items() if isinstance(c, dict))
+                          for what in LINEAR_COSTS for c in [r["runtime"][what]])
         console.print(f"the runtime's own costs (CPU): {costs}")
     console.print(f"stored as run {r['run_id']} in {r['db']}")

@@ -18,6 +18,8 @@ from edgewise.hardware.profile_db import Measurement
 SEND_QUEUE = 2
 # The last stage's note to the first device that an input is out (Plan.max_in_flight).
 NOTE_BYTES = 1
+# The costs fitted as a fixed plus a per-byte part (RuntimeCost's Linear fields).
+LINEAR_COSTS = ("input", "send", "recv", "loop")
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ def fit_runtime(rows: list[Measurement]) -> RuntimeCost | None:
     """Fixed and per-byte costs from a device's "runtime" rows; None when input, send or recv
     has none (the loop is free where it was never measured, as before it was)."""
     lines = {}
-    for what in ("input", "send", "recv", "loop"):
+    for what in LINEAR_COSTS:
         mine = [m for m in rows if m.kind == "runtime" and m.op_class == what]
         if mine:
             lines[what] = _fit_line([m.bytes for m in mine], [m.time_s for m in mine])
