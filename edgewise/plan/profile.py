@@ -56,7 +56,7 @@ class GraphProfile:
     def stage_costs(self, k: int, p: int, q: int) -> StageCosts | None:
         """The runtime's costs of ops [p, q) on a device of class k, where they were measured on
         that stage itself."""
-        if not self.runtime or q <= p:
+        if not self.runtime or not self.runtime[k].stages or q <= p:     # most: nothing measured per stage
             return None
         return self.runtime[k].stages.get((self.graph.ops[p].name, self.graph.ops[q - 1].name))
 

@@ -345,26 +345,26 @@ def _crowding(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str, 
 def _model_rows(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str, float]:
     """The runtime's costs of `model` as `label` in `cluster`'s testbed (costs.MODEL_COSTS), each as
     last measured."""
-    found = {}
-    for run in db.runs(label):
-        if run.software.get("cluster") == cluster:
-            for m in db.measurements(device=label, kind="runtime", run_id=run.id):
-                if m.op_class in costs.MODEL_COSTS and m.model == model and not m.op_name:
-                    found[m.op_class] = m.time_s
-    return found
+    return _cost_rows(db, label, model, cluster).get("", {})
 
 
 def _stage_rows(db: ProfileDB, label: str, model: str, cluster: str) -> dict[tuple[str, str], StageCosts]:
     """The runtime's costs of each stage of `model` measured as `label` in `cluster`'s testbed
     (`measure_stage_costs_in_testbed`), keyed by the stage's first and last op, as last measured."""
+    return {tuple(key.split("..", 1)): StageCosts(wake_s=t["wake"], spread_s=t["spread"])
+            for key, t in _cost_rows(db, label, model, cluster).items() if key and set(STAGE_COSTS) <= t.keys()}
+
+
+def _cost_rows(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str, dict[str, float]]:
+    """The "runtime" rows of `model` as `label` in `cluster`'s testbed, by op_name (empty for the
+    whole model, a `stage_key` for a stage) and op_class, each as last measured."""
     found: dict[str, dict[str, float]] = {}
     for run in db.runs(label):
         if run.software.get("cluster") == cluster:
             for m in db.measurements(device=label, kind="runtime", run_id=run.id):
-                if m.op_class in costs.MODEL_COSTS and m.model == model and m.op_name:
+                if m.op_class in costs.MODEL_COSTS and m.model == model:
                     found.setdefault(m.op_name, {})[m.op_class] = m.time_s
-    return {tuple(key.split("..", 1)): StageCosts(wake_s=t["wake"], spread_s=t["spread"])
-            for key, t in found.items() if {"wake", "spread"} <= t.keys()}
+    return found
 
 
 def _op_times(db: ProfileDB, label: str, model: str, cluster: str) -> dict[str, list[float]]:
